@@ -115,6 +115,7 @@ class Match:
     term: str  # the keyword as the reader wrote it
     field: str  # "title" | "abstract" | "summary" | "keywords" | "authors"
     count: int = 1
+    forms: tuple[str, ...] = ()  # the exact text found (e.g. "Mixtures-of-Experts"), for highlighting
 
 
 @dataclass(frozen=True, slots=True)
