@@ -1,0 +1,217 @@
+"""Subscription files: one YAML file per reader in `subscriptions_dir`; the file's stem is the id.
+
+Each file is validated on its own, so one broken file never stops the others: `load_subscriptions`
+returns the valid subscriptions and, separately, every problem as `path:line: field: message`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from digest.config.yamlfile import load_yaml
+from digest.errors import Problem
+from digest.models import FREQUENCIES, Keyword, Subscription
+
+__all__ = ["SubscriptionFile", "LoadResult", "load_subscriptions", "load_subscription"]
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class KeywordEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    term: str = Field(min_length=1, max_length=200)
+    weight: float = Field(1.0, gt=0, le=100)
+
+
+class SubscriptionFile(BaseModel):
+    """The schema of one subscription file (see README, "Subscription files")."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str
+    name: str | None = Field(None, max_length=200)
+    timezone: str = "UTC"
+    send_at: str = "07:00"
+    frequency: str = "daily"
+    keywords: list[KeywordEntry] = []
+    exclude: list[str] = []
+    sources: list[str] | None = None
+    max_papers: int = Field(10, ge=1, le=100)
+    send_empty: bool = False
+    paused: bool = False
+    min_score: float | None = Field(None, ge=0)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t\0"):
+            raise ValueError("not a valid email address: control characters")
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address: {exc}") from None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(ch) < 32 for ch in value):
+            raise ValueError("must be one line without control characters")
+        return value or None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        return value
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _send_at(cls, value: Any) -> str:
+        if not isinstance(value, str) or not SEND_AT.match(value.strip()):
+            raise ValueError(f'must be a local time "HH:MM" (24 h), got {value!r}')
+        return value.strip()
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        value = value.lower()
+        if value not in FREQUENCIES:
+            raise ValueError("must be daily, weekdays, or weekly:mon … weekly:sun")
+        return value
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keyword_entries(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [{"term": item} if isinstance(item, str) else item for item in value]
+
+    @field_validator("exclude")
+    @classmethod
+    def _no_blank_terms(cls, value: list[str]) -> list[str]:
+        if any(not term.strip() for term in value):
+            raise ValueError("terms must not be empty")
+        return value
+
+    def to_subscription(self, sub_id: str, path: Path | None = None) -> Subscription:
+        hours, minutes = SEND_AT.match(self.send_at).groups()  # type: ignore[union-attr]
+        keywords = tuple(Keyword(k.term.strip(), k.weight) for k in self.keywords)
+        return Subscription(
+            id=sub_id,
+            email=self.email,
+            name=self.name,
+            timezone=self.timezone,
+            send_at=dt.time(int(hours), int(minutes)),
+            frequency=self.frequency,
+            keywords=keywords,
+            exclude=tuple(e.strip() for e in self.exclude),
+            sources=tuple(self.sources) if self.sources is not None else None,
+            max_papers=self.max_papers,
+            send_empty=self.send_empty,
+            paused=self.paused,
+            min_score=self.min_score,
+            path=path,
+        )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    subscriptions: list[Subscription]
+    problems: list[Problem]
+    invalid: dict[str, list[Problem]]  # subscriber id -> problems of its file
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def subscription_files(directory: Path) -> list[Path]:
+    """Every `*.yaml` / `*.yml` file in `directory`, sorted; hidden files are ignored."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def load_subscription(
+    path: Path, source_names: Iterable[str] | None = None
+) -> Subscription | list[Problem]:
+    """One file: its Subscription, or the list of its problems."""
+    sub_id = path.stem
+    if not ID_PATTERN.match(sub_id):
+        msg = "file name must be the subscriber id: letters, digits, '.', '_' or '-'"
+        return [Problem(str(path), None, "-", msg)]
+    try:
+        doc = load_yaml(path)
+    except ValueError as exc:
+        return [exc.args[0]]
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "a subscription file must be a mapping with at least `email:`")]
+    try:
+        parsed = SubscriptionFile.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = [doc.problem(tuple(err["loc"]), _message(err)) for err in exc.errors()]
+        return sorted(problems, key=lambda p: p.line or 0)
+    if source_names is not None and parsed.sources is not None:
+        known = set(source_names)
+        problems = [
+            doc.problem(("sources", i), f"unknown source {name!r} (configured: {', '.join(sorted(known)) or 'none'})")
+            for i, name in enumerate(parsed.sources)
+            if name not in known
+        ]
+        if problems:
+            return problems
+    return parsed.to_subscription(sub_id, path)
+
+
+def load_subscriptions(directory: Path, source_names: Iterable[str] | None = None) -> LoadResult:
+    names = list(source_names) if source_names is not None else None
+    subs: list[Subscription] = []
+    problems: list[Problem] = []
+    invalid: dict[str, list[Problem]] = {}
+    for path in subscription_files(directory):
+        result = load_subscription(path, names)
+        if isinstance(result, Subscription):
+            subs.append(result)
+        else:
+            problems.extend(result)
+            invalid[path.stem] = result
+    seen: dict[str, str] = {}
+    for sub in subs:  # the same id from foo.yaml and foo.yml
+        if sub.id in seen:
+            problem = Problem(str(sub.path), 1, "-", f"subscriber id {sub.id!r} also in {seen[sub.id]}")
+            problems.append(problem)
+            invalid.setdefault(sub.id, []).append(problem)
+        seen[sub.id] = str(sub.path)
+    subs = [s for s in subs if s.id not in invalid]
+    return LoadResult(subs, problems, invalid)
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    if kind == "model_type":
+        return f"must be a term or {{term: ..., weight: ...}}, got {err['input']!r}"[:120]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if "input" in err and kind.endswith("_type"):
+        msg += f", got {type(err['input']).__name__} {err['input']!r}"[:120]
+    return msg

@@ -1,0 +1,194 @@
+"""SMTP delivery over a small pool of reused aiosmtplib connections.
+
+- `connections` connections at once, each reused for up to `messages_per_connection` messages,
+  then closed and reopened (relays cap messages per session).
+- 4xx replies, dropped connections and timeouts are temporary: retried with capped, jittered
+  backoff (tenacity) up to `retries` times, then raised as TemporaryDeliveryError. A 421 ("closing
+  connection", also a relay's per-session cap) reconnects at once without counting as a retry.
+- 5xx replies are permanent: PermanentDeliveryError with the server's reply, never retried.
+- One overall `deadline` per message: aiosmtplib's `timeout` covers one socket operation only, so
+  a server that trickles its replies would otherwise hold a connection for ever.
+- `tls="starttls"` requires STARTTLS: a server that does not offer it is an error, never a silent
+  downgrade to plaintext (and no AUTH in the clear).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiosmtplib
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from digest.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from digest.models import OutgoingMessage
+
+__all__ = ["SmtpMailer"]
+
+log = logging.getLogger("digest.deliver")
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+        self.sent = 0
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 587,
+        tls: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        deadline: float = 120.0,
+        connections: int = 4,
+        messages_per_connection: int = 100,
+        rate_limit: int | None = None,
+        retries: int = 3,
+        validate_certs: bool = True,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        local_hostname: str | None = None,
+    ) -> None:
+        if tls not in ("starttls", "tls", "none"):
+            raise ValueError(f"tls must be starttls, tls or none, not {tls!r}")
+        self.host, self.port, self.tls = host, port, tls
+        self._auth = (username, password) if username else None
+        self.timeout, self.deadline = timeout, deadline
+        self.concurrency = connections
+        self.per_connection = messages_per_connection
+        self.retries = retries
+        self.validate_certs = validate_certs
+        self.backoff = (backoff_initial, backoff_max)
+        self.local_hostname = local_hostname
+        self._interval = 60.0 / rate_limit if rate_limit else 0.0
+        self._next_start = 0.0
+        self._rate_lock = asyncio.Lock()
+        self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
+
+    async def __aenter__(self) -> SmtpMailer:
+        for _ in range(self.concurrency):
+            self._pool.put_nowait(_Connection())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        while not self._pool.empty():
+            await self._close(self._pool.get_nowait(), polite=True)
+
+    async def send(self, message: OutgoingMessage) -> str:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_random_exponential(multiplier=self.backoff[0], max=self.backoff[1]),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(message)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, message: OutgoingMessage) -> str:
+        await self._pace()
+        conn = await self._pool.get()
+        try:
+            for reconnects in range(2):  # a 421 gets one immediate reconnect
+                try:
+                    async with asyncio.timeout(self.deadline):
+                        client = await self._ready(conn)
+                        _, reply = await client.sendmail(
+                            message.sender, [message.recipient], message.data
+                        )
+                    conn.sent += 1
+                    return reply
+                except aiosmtplib.SMTPResponseException as exc:
+                    await self._close(conn)
+                    if exc.code == 421 and reconnects == 0:
+                        log.info("smtp: 421 from %s, reconnecting", self.host)
+                        continue
+                    raise _classify(exc) from None
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    await self._close(conn)
+                    first = exc.recipients[0]
+                    raise _classify(first) from None
+                except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+                    await self._close(conn)
+                    raise TemporaryDeliveryError(
+                        f"no answer from {self.host}:{self.port} within {self.deadline:g} s"
+                    ) from None
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    await self._close(conn)
+                    raise TemporaryDeliveryError(f"{self.host}:{self.port}: {_text(exc)}") from None
+            raise TemporaryDeliveryError(f"{self.host}:{self.port}: closed the connection twice (421)")
+        finally:
+            self._pool.put_nowait(conn)
+
+    async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:
+        if conn.client is not None and (conn.sent >= self.per_connection or not conn.client.is_connected):
+            await self._close(conn, polite=True)
+        if conn.client is None:
+            client = aiosmtplib.SMTP(
+                hostname=self.host,
+                port=self.port,
+                timeout=self.timeout,
+                use_tls=self.tls == "tls",
+                start_tls=False,
+                validate_certs=self.validate_certs,
+                local_hostname=self.local_hostname,
+            )
+            await client.connect()
+            if self.tls == "starttls":
+                if not client.supports_extension("starttls"):
+                    client.close()
+                    raise _NoStartTls(f"{self.host}:{self.port} does not offer STARTTLS; refusing to send in plaintext")
+                await client.starttls()
+            if self._auth:
+                await client.login(*self._auth)
+            conn.client, conn.sent = client, 0
+        return conn.client
+
+    async def _close(self, conn: _Connection, *, polite: bool = False) -> None:
+        client, conn.client, conn.sent = conn.client, None, 0
+        if client is None:
+            return
+        if polite and client.is_connected:
+            try:
+                async with asyncio.timeout(min(self.timeout, 5.0)):
+                    await client.quit()
+                return
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                pass
+        client.close()
+
+    async def _pace(self) -> None:
+        if not self._interval:
+            return
+        async with self._rate_lock:
+            now = time.monotonic()
+            wait = self._next_start - now
+            self._next_start = max(now, self._next_start) + self._interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class _NoStartTls(TemporaryDeliveryError):
+    """The server does not offer STARTTLS: retrying now cannot help, an operator must act."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TemporaryDeliveryError) and not isinstance(exc, _NoStartTls)
+
+
+def _classify(exc: aiosmtplib.SMTPResponseException) -> DeliveryError:
+    reply = f"{exc.code} {exc.message}".strip()
+    if 500 <= exc.code < 600:
+        return PermanentDeliveryError(f"refused: {reply}", code=exc.code)
+    return TemporaryDeliveryError(f"deferred: {reply}", code=exc.code)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,138 @@
+"""Store stage: which papers each reader was sent, and the state of every edition.
+
+An edition (subscriber, local date) moves through these states:
+
+    (none) --claim--> claimed --mark_sent--> sent
+                         |  \\--mark_failed(permanent=False)--> pending --claim--> claimed ...
+                         |   \\-mark_failed(permanent=True)---> failed
+                         \\--(lease runs out: the worker died)--> claimable again
+    pending/claimed --mark_expired--> expired   (older than edition_max_age: never sent late)
+
+`mark_sent` records the edition as sent and its papers as seen in ONE transaction, and is only
+called after the SMTP server (or the Maildir) accepted the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from digest.errors import ConfigError
+
+__all__ = ["Store", "EditionRecord", "SubscriberState", "open_store", "CLAIMABLE"]
+
+CLAIMABLE = ("pending",)  # plus "claimed" with an expired lease or a dead local owner
+
+
+@dataclass(frozen=True, slots=True)
+class EditionRecord:
+    subscriber_id: str
+    edition_date: dt.date
+    status: str  # claimed | pending | sent | failed | expired
+    message_id: str | None
+    attempts: int
+    error: str | None
+    claimed_by: str | None
+    lease_until: dt.datetime | None
+    paper_count: int | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberState:
+    subscriber_id: str
+    unsubscribed_at: dt.datetime | None = None
+    suspended_at: dt.datetime | None = None
+    suspended_reason: str | None = None
+
+
+class Store(Protocol):
+    """The seen-store. Implementations: SqliteStore (default), PostgresStore (several replicas)."""
+
+    def seen(self, subscriber_id: str) -> set[str]:
+        """Keys of every paper this subscriber was ever sent."""
+        ...
+
+    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
+        """`seen` for many subscribers in one query."""
+        ...
+
+    def edition(self, subscriber_id: str, edition_date: dt.date) -> EditionRecord | None: ...
+
+    def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]:
+        """The most recent editions of one subscriber, newest first."""
+        ...
+
+    def claim(
+        self, subscriber_id: str, edition_date: dt.date, *, worker: str, now: dt.datetime, lease: dt.timedelta
+    ) -> bool:
+        """Take the edition for `worker`. False when it is sent, failed, expired or held by a live worker."""
+        ...
+
+    def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None: ...
+
+    def mark_sent(
+        self,
+        subscriber_id: str,
+        edition_date: dt.date,
+        *,
+        message_id: str,
+        paper_keys: tuple[str, ...],
+        now: dt.datetime,
+    ) -> None: ...
+
+    def mark_failed(
+        self, subscriber_id: str, edition_date: dt.date, *, error: str, permanent: bool, now: dt.datetime
+    ) -> None: ...
+
+    def mark_expired(self, subscriber_id: str, edition_date: dt.date, *, reason: str, now: dt.datetime) -> None: ...
+
+    def release(self, subscriber_id: str, edition_date: dt.date, *, worker: str) -> None:
+        """Give a claim back unsent (clean stop): the edition is pending again."""
+        ...
+
+    def subscriber(self, subscriber_id: str) -> SubscriberState: ...
+
+    def subscribers(self) -> dict[str, SubscriberState]:
+        """Every subscriber with a recorded state (unsubscribed or suspended)."""
+        ...
+
+    def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
+        """True when this call changed the state."""
+        ...
+
+    def resubscribe(self, subscriber_id: str) -> bool:
+        """Clear unsubscribed and suspended. True when this call changed the state."""
+        ...
+
+    def suspend(self, subscriber_id: str, *, reason: str, now: dt.datetime) -> None: ...
+
+    def permanent_failures_in_a_row(self, subscriber_id: str) -> int: ...
+
+    def secret(self) -> bytes:
+        """The key that signs unsubscribe links, created on first use and kept."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """The store for `database_url`: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
+
+    `read_only` (for --dry-run) never creates, migrates or writes anything.
+    """
+    if url.startswith("sqlite:"):
+        from digest.store.sqlite import SqliteStore, path_from_url
+
+        return SqliteStore(path_from_url(url), read_only=read_only)
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            from digest.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"database_url is PostgreSQL but its driver is missing ({exc.name}): "
+                "pip install 'digest[postgres]'"
+            ) from None
+        return PostgresStore(url, read_only=read_only)
+    raise ConfigError(f"database_url: unsupported scheme in {url.split(':', 1)[0]!r} (sqlite or postgresql)")

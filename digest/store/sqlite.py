@@ -1,0 +1,328 @@
+"""SQLite seen-store: the default, for one host. WAL mode, versioned schema, one transaction per edition.
+
+Several processes on the same host may share the file (a manual `digest send` next to `digest run`):
+claims take the write lock (`BEGIN IMMEDIATE`), and a claim held by a process that no longer runs
+on this host is taken over at once instead of waiting for its lease to run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+import sqlite3
+from pathlib import Path
+
+from digest.errors import StoreError
+from digest.store import EditionRecord, SubscriberState
+from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
+
+__all__ = ["SqliteStore", "path_from_url"]
+
+
+def path_from_url(url: str) -> Path | None:
+    """`sqlite:///rel/path.db` → rel/path.db, `sqlite:////abs.db` → /abs.db, `sqlite://` → memory."""
+    rest = url.removeprefix("sqlite:")
+    if rest in ("", "//", "///:memory:", "//:memory:"):
+        return None
+    if not rest.startswith("///"):
+        raise StoreError(f"database_url: expected sqlite:///path/to/file.db, got {url!r}")
+    return Path(rest[3:])
+
+
+class SqliteStore:
+    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._ephemeral_secret: bytes | None = None
+        try:
+            if path is None:
+                self._db = sqlite3.connect(":memory:", isolation_level=None)
+            elif read_only:
+                if path.exists():
+                    uri = f"file:{path.resolve()}?mode=ro"
+                    self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                else:  # nothing recorded yet: an empty store, and no file is created
+                    self._db = sqlite3.connect(":memory:", isolation_level=None)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.row_factory = sqlite3.Row
+            if not read_only or self._version() == 0:
+                self._migrate(in_memory=read_only)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {path}: {exc}") from None
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _version(self) -> int:
+        row = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if row is None:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self, *, in_memory: bool = False) -> None:
+        if in_memory and self.path is not None and self.path.exists():
+            raise StoreError(f"{self.path}: the database has no digest schema")
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {version} is newer than this digest ({SCHEMA_VERSION}): upgrade digest"
+            )
+        with self._tx():
+            for target, statements in SCHEMA.items():
+                if target <= version:
+                    continue
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(target),),
+                )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _write(self) -> bool:
+        """Whether writes go through (False in read-only mode, where they are dropped)."""
+        return not self.read_only
+
+    # -- papers ---------------------------------------------------------------------------
+
+    def seen(self, subscriber_id: str) -> set[str]:
+        rows = self._db.execute("SELECT paper_key FROM seen WHERE subscriber_id=?", (subscriber_id,))
+        return {r[0] for r in rows}
+
+    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
+        wanted = set(subscriber_ids)
+        for sub_id, key in self._db.execute("SELECT subscriber_id, paper_key FROM seen"):
+            if sub_id in wanted:
+                out[sub_id].add(key)
+        return out
+
+    # -- editions -------------------------------------------------------------------------
+
+    def edition(self, subscriber_id: str, edition_date: dt.date) -> EditionRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM editions WHERE subscriber_id=? AND edition_date=?",
+            (subscriber_id, edition_date.isoformat()),
+        ).fetchone()
+        return row_to_edition(row) if row else None
+
+    def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM editions WHERE subscriber_id=? ORDER BY edition_date DESC LIMIT ?",
+            (subscriber_id, limit),
+        )
+        return [row_to_edition(r) for r in rows]
+
+    def claim(
+        self,
+        subscriber_id: str,
+        edition_date: dt.date,
+        *,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> bool:
+        key = (subscriber_id, edition_date.isoformat())
+        if not self._write():
+            current = self.edition(subscriber_id, edition_date)
+            return current is None or current.status in ("pending", "claimed")
+        with self._tx():
+            row = self._db.execute(
+                "SELECT status, claimed_by, lease_until FROM editions WHERE subscriber_id=? AND edition_date=?",
+                key,
+            ).fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO editions(subscriber_id, edition_date, status, attempts, claimed_by, "
+                    "lease_until, created_at, updated_at) VALUES(?, ?, 'claimed', 1, ?, ?, ?, ?)",
+                    (*key, worker, ts(now + lease), ts(now), ts(now)),
+                )
+                return True
+            status, owner, lease_until = row
+            if status == "claimed":
+                expired = lease_until is None or parse_time(lease_until) <= now
+                if not (expired or owner_is_dead_here(owner)):
+                    return False
+            elif status != "pending":
+                return False
+            self._db.execute(
+                "UPDATE editions SET status='claimed', attempts=attempts+1, claimed_by=?, lease_until=?, "
+                "updated_at=? WHERE subscriber_id=? AND edition_date=?",
+                (worker, ts(now + lease), ts(now), *key),
+            )
+            return True
+
+    def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None:
+        if self._write():
+            self._db.execute(
+                "UPDATE editions SET lease_until=? WHERE subscriber_id=? AND edition_date=? "
+                "AND status='claimed' AND claimed_by=?",
+                (ts(until), subscriber_id, edition_date.isoformat(), worker),
+            )
+
+    def mark_sent(
+        self,
+        subscriber_id: str,
+        edition_date: dt.date,
+        *,
+        message_id: str,
+        paper_keys: tuple[str, ...],
+        now: dt.datetime,
+    ) -> None:
+        if not self._write():
+            return
+        day = edition_date.isoformat()
+        with self._tx():
+            self._upsert_status(subscriber_id, day, "sent", now, message_id=message_id, count=len(paper_keys))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO seen(subscriber_id, paper_key, edition_date, sent_at) VALUES(?, ?, ?, ?)",
+                [(subscriber_id, key, day, ts(now)) for key in paper_keys],
+            )
+
+    def mark_failed(
+        self, subscriber_id: str, edition_date: dt.date, *, error: str, permanent: bool, now: dt.datetime
+    ) -> None:
+        if self._write():
+            with self._tx():
+                status = "failed" if permanent else "pending"
+                self._upsert_status(subscriber_id, edition_date.isoformat(), status, now, error=error)
+
+    def mark_expired(self, subscriber_id: str, edition_date: dt.date, *, reason: str, now: dt.datetime) -> None:
+        if self._write():
+            with self._tx():
+                self._upsert_status(subscriber_id, edition_date.isoformat(), "expired", now, error=reason)
+
+    def release(self, subscriber_id: str, edition_date: dt.date, *, worker: str) -> None:
+        if self._write():
+            self._db.execute(
+                "UPDATE editions SET status='pending', claimed_by=NULL, lease_until=NULL "
+                "WHERE subscriber_id=? AND edition_date=? AND status='claimed' AND claimed_by=?",
+                (subscriber_id, edition_date.isoformat(), worker),
+            )
+
+    def _upsert_status(
+        self,
+        subscriber_id: str,
+        day: str,
+        status: str,
+        now: dt.datetime,
+        *,
+        message_id: str | None = None,
+        count: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO editions(subscriber_id, edition_date, status, attempts, message_id, paper_count, "
+            "error, created_at, updated_at) VALUES(?, ?, ?, 1, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(subscriber_id, edition_date) DO UPDATE SET status=excluded.status, "
+            "message_id=COALESCE(excluded.message_id, editions.message_id), "
+            "paper_count=COALESCE(excluded.paper_count, editions.paper_count), error=excluded.error, "
+            "claimed_by=NULL, lease_until=NULL, updated_at=excluded.updated_at",
+            (subscriber_id, day, status, message_id, count, error, ts(now), ts(now)),
+        )
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    def subscriber(self, subscriber_id: str) -> SubscriberState:
+        row = self._db.execute("SELECT * FROM subscribers WHERE subscriber_id=?", (subscriber_id,)).fetchone()
+        return _state(row) if row else SubscriberState(subscriber_id)
+
+    def subscribers(self) -> dict[str, SubscriberState]:
+        return {r["subscriber_id"]: _state(r) for r in self._db.execute("SELECT * FROM subscribers")}
+
+    def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
+        if not self._write():
+            return False
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT INTO subscribers(subscriber_id, unsubscribed_at) VALUES(?, ?) "
+                "ON CONFLICT(subscriber_id) DO UPDATE SET unsubscribed_at=excluded.unsubscribed_at "
+                "WHERE subscribers.unsubscribed_at IS NULL",
+                (subscriber_id, ts(now)),
+            )
+            return cur.rowcount > 0
+
+    def resubscribe(self, subscriber_id: str) -> bool:
+        if not self._write():
+            return False
+        cur = self._db.execute(
+            "UPDATE subscribers SET unsubscribed_at=NULL, suspended_at=NULL, suspended_reason=NULL "
+            "WHERE subscriber_id=? AND (unsubscribed_at IS NOT NULL OR suspended_at IS NOT NULL)",
+            (subscriber_id,),
+        )
+        return cur.rowcount > 0
+
+    def suspend(self, subscriber_id: str, *, reason: str, now: dt.datetime) -> None:
+        if self._write():
+            self._db.execute(
+                "INSERT INTO subscribers(subscriber_id, suspended_at, suspended_reason) VALUES(?, ?, ?) "
+                "ON CONFLICT(subscriber_id) DO UPDATE SET suspended_at=excluded.suspended_at, "
+                "suspended_reason=excluded.suspended_reason",
+                (subscriber_id, ts(now), reason),
+            )
+
+    def permanent_failures_in_a_row(self, subscriber_id: str) -> int:
+        count = 0
+        for record in self.editions(subscriber_id, limit=50):
+            if record.status == "failed":
+                count += 1
+            elif record.status in ("sent", "expired"):
+                break
+        return count
+
+    # -- misc -----------------------------------------------------------------------------
+
+    def secret(self) -> bytes:
+        row = self._db.execute("SELECT value FROM meta WHERE key='unsubscribe_secret'").fetchone()
+        if row:
+            return bytes.fromhex(row[0])
+        if not self._write():  # dry-run with no secret yet: links in previews are not valid
+            self._ephemeral_secret = self._ephemeral_secret or secrets.token_bytes(32)
+            return self._ephemeral_secret
+        value = secrets.token_bytes(32)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('unsubscribe_secret', ?)", (value.hex(),)
+        )
+        return self.secret()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _state(row: sqlite3.Row) -> SubscriberState:
+    return SubscriberState(
+        row["subscriber_id"],
+        parse_time(row["unsubscribed_at"]),
+        parse_time(row["suspended_at"]),
+        row["suspended_reason"],
+    )
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def worker_id() -> str:
+    """`host:pid:random`: unique per process, and tells whether the owner is a local process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

@@ -1,0 +1,138 @@
+"""Settings and subscription files: valid files load, every bad input is named by path, line, field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_settings, load_subscriptions
+from digest.errors import ConfigError
+from digest.models import Keyword
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_bundled_example_configuration_is_valid(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    settings = load_settings()
+    loaded = load_subscriptions(settings.subscriptions_dir, settings.source_names)
+    assert loaded.problems == []
+    assert {s.id for s in loaded.subscriptions} == {"alice", "bob", "chen"}
+
+
+def test_a_full_subscription_file_is_read_as_written(tmp_path: Path) -> None:
+    write(tmp_path, "alice.yaml", """\
+email: Alice@Example.org
+name: Alice
+timezone: Europe/Berlin
+send_at: "07:30"
+frequency: weekly:MON
+keywords:
+  - mixture of experts
+  - {term: LoRA, weight: 2}
+exclude: [robotics]
+sources: [hf_daily]
+max_papers: 5
+send_empty: true
+paused: false
+""")
+    loaded = load_subscriptions(tmp_path, ["hf_daily", "arxiv"])
+    (sub,) = loaded.subscriptions
+    assert sub.id == "alice"
+    assert sub.email == "Alice@example.org"  # the domain is normalised, the local part kept
+    assert sub.send_at == dt.time(7, 30)
+    assert sub.frequency == "weekly:mon"
+    assert sub.keywords == (Keyword("mixture of experts"), Keyword("LoRA", 2.0))
+    assert sub.exclude == ("robotics",)
+    assert sub.sources == ("hf_daily",)
+    assert (sub.max_papers, sub.send_empty, sub.paused) == (5, True, False)
+
+
+def test_defaults_for_a_minimal_file(tmp_path: Path) -> None:
+    write(tmp_path, "min.yaml", "email: min@example.org\n")
+    (sub,) = load_subscriptions(tmp_path).subscriptions
+    assert (sub.timezone, sub.send_at, sub.frequency, sub.keywords, sub.sources) == (
+        "UTC", dt.time(7, 0), "daily", (), None)
+
+
+def test_unquoted_times_are_not_read_as_base_60_numbers(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "email: a@example.org\nsend_at: 7:30\n")
+    write(tmp_path, "b.yaml", "email: b@example.org\nsend_at: 10:45\n")
+    subs = {s.id: s for s in load_subscriptions(tmp_path).subscriptions}
+    assert subs["a"].send_at == dt.time(7, 30)
+    assert subs["b"].send_at == dt.time(10, 45)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("email: a@example.org\nkeywords: [x\n", 3, "-", "YAML syntax error"),
+        ("email: a@example.org\ncolour: blue\n", 2, "colour", "unknown key"),
+        ("email: a@example.org\nmax_papers: many\n", 2, "max_papers", "integer"),
+        ("email: not-an-address\n", 1, "email", "not a valid email address"),
+        ("email: a@example.org\ntimezone: Mars/Olympus\n", 2, "timezone", "unknown time zone"),
+        ("email: a@example.org\nsend_at: '25:00'\n", 2, "send_at", "HH:MM"),
+        ("email: a@example.org\nfrequency: hourly\n", 2, "frequency", "daily"),
+        ("name: Nobody\n", 1, "email", "required"),
+        ("email: a@example.org\nkeywords:\n  - {term: LoRA, wieght: 2}\n", 3, "keywords.0.wieght", "unknown key"),
+        ("email: a@example.org\nsources: [nope]\n", 2, "sources.0", "unknown source"),
+        ("email: a@example.org\nemail: b@example.org\n", 2, "email", "duplicate key"),
+        ("- just\n- a list\n", 1, "-", "mapping"),
+    ],
+)
+def test_each_bad_input_names_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
+    path = write(tmp_path, "broken.yaml", text)
+    write(tmp_path, "good.yaml", "email: good@example.org\n")
+    loaded = load_subscriptions(tmp_path, ["hf_daily"])
+    assert [s.id for s in loaded.subscriptions] == ["good"]  # the others are still served
+    assert list(loaded.invalid) == ["broken"]
+    first = loaded.problems[0]
+    assert (first.path, first.line, first.field) == (str(path), line, field)
+    assert words in first.message
+    assert str(first).startswith(f"{path}:{line}: {field}: ")
+
+
+def test_header_injection_in_a_name_or_address_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "x.yaml", 'email: "a@example.org\\r\\nBcc: evil@example.com"\n')
+    write(tmp_path, "y.yaml", 'email: y@example.org\nname: "Y\\r\\nBcc: evil@example.com"\n')
+    loaded = load_subscriptions(tmp_path)
+    assert loaded.subscriptions == []
+    assert {p.field for p in loaded.problems} == {"email", "name"}
+
+
+def test_settings_yaml_then_environment_then_secret_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path, "digest.yaml", """\
+sender: "Digest <d@example.org>"
+smtp: {host: smtp.example.org, port: 2525, password: from-yaml}
+sources:
+  - {name: hf, kind: hf_daily, url: https://huggingface.co/api/daily_papers}
+""")
+    secret = write(tmp_path, "pw", "from-secret-file\n")
+    monkeypatch.setenv("DIGEST_SMTP__PORT", "465")
+    monkeypatch.setenv("DIGEST_SMTP__PASSWORD_FILE", str(secret))
+    settings = load_settings(config)
+    assert settings.smtp.host == "smtp.example.org"
+    assert settings.smtp.port == 465
+    assert settings.smtp.password.get_secret_value() == "from-secret-file"
+    assert "from-secret-file" not in repr(settings) and "from-secret-file" not in str(settings.model_dump())
+    assert settings.source_specs[0].kind == "hf_daily"
+
+
+def test_bad_settings_name_the_line(tmp_path: Path) -> None:
+    config = write(tmp_path, "digest.yaml", "sender: x\nsmtp:\n  port: 99999\n  tls: maybe\nsourcez: []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    found = {(p.line, p.field) for p in caught.value.problems}
+    assert found == {(3, "smtp.port"), (4, "smtp.tls"), (5, "sourcez")}
+
+
+def test_a_missing_explicit_settings_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml")
