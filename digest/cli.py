@@ -386,6 +386,30 @@ def _one_subscription(settings: Settings, user: str) -> Subscription:
     return result
 
 
+# -- run ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def run(app: App) -> None:
+    """Run the service: each edition at the reader's local send_at, plus /healthz, /metrics and
+    the unsubscribe endpoint on `listen`. Stops cleanly on SIGTERM or SIGINT."""
+    from digest.service import Service
+
+    with _edge():
+        settings = app.settings()
+        if not settings.sources:
+            raise ConfigError("sources: no source configured (add at least one under `sources:`)")
+        store = open_store(settings.database_url)
+        try:
+            service = Service(
+                settings, store=store, mailer_factory=lambda: _mailer(settings), secret=_secret(settings, store)
+            )
+            asyncio.run(service.run())
+        finally:
+            store.close()
+
+
 # -- reader state -------------------------------------------------------------------------
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest import sources as sources_stage
@@ -42,6 +43,8 @@ class Outcome:
     message_id: str | None = None
     edition_date: dt.date | None = None
     error: str | None = None
+    permanent: bool = False  # a failure the server said not to retry (5xx)
+    seconds: float | None = None  # time the mailer took to deliver
 
     @property
     def failed(self) -> bool:
@@ -114,10 +117,14 @@ async def send_editions(
     delivery: Delivery,
     *,
     now: dt.datetime,
-    edition_date: dt.date | None = None,
+    edition_date: dt.date | Mapping[str, dt.date] | None = None,
     semantic: bool = False,
 ) -> list[Outcome]:
-    """Build and deliver today's edition to each subscriber that has not had it yet."""
+    """Build and deliver an edition to each subscriber that has not had it yet.
+
+    The edition date is `edition_date` (one date, or one per subscriber id), else each
+    subscriber's local date at `now`.
+    """
     ranker = Ranker(papers, now=now, semantic=semantic)
     state = delivery.store.subscribers()
     seen_by_sub = delivery.store.seen_many([s.id for s in subs])
@@ -126,7 +133,10 @@ async def send_editions(
 
     async def one(index: int, sub: Subscription) -> None:
         async with limit:
-            day = edition_date or local_date(sub, now)
+            if isinstance(edition_date, Mapping):
+                day = edition_date.get(sub.id) or local_date(sub, now)
+            else:
+                day = edition_date or local_date(sub, now)
             try:
                 outcome = await _deliver_one(sub, day, ranker, papers, seen_by_sub[sub.id], state, delivery, now)
             except DigestError as exc:  # a bug-free failure we can name: record it, go on
@@ -174,7 +184,9 @@ async def _deliver_one(
         message = build_message(
             edition, rendered, sender=delivery.sender, message_id=message_id, unsubscribe_url=link, date=now
         )
+        started = time.monotonic()
         receipt = await delivery.mailer.send(message)
+        seconds = time.monotonic() - started
     except DeliveryError as exc:
         store.mark_failed(sub.id, day, error=str(exc), permanent=exc.permanent, now=now)
         if exc.permanent and store.permanent_failures_in_a_row(sub.id) >= delivery.suspend_after:
@@ -184,7 +196,7 @@ async def _deliver_one(
             "edition failed",
             extra={"subscriber": sub.id, "date": day.isoformat(), "error": str(exc), "permanent": exc.permanent},
         )
-        return Outcome(sub.id, "failed", edition_date=day, error=str(exc))
+        return Outcome(sub.id, "failed", edition_date=day, error=str(exc), permanent=exc.permanent)
     except BaseException:
         store.release(sub.id, day, worker=delivery.worker)
         raise
@@ -201,7 +213,7 @@ async def _deliver_one(
             "receipt": receipt,
         },
     )
-    return Outcome(sub.id, delivery.sent_status, count, message_id, day)
+    return Outcome(sub.id, delivery.sent_status, count, message_id, day, seconds=seconds)
 
 
 def _skip_reason(sub: Subscription, state: dict) -> str | None:

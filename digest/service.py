@@ -1,0 +1,296 @@
+"""`digest run`: the long-running service.
+
+- Every subscriber has one APScheduler job, a DateTrigger at their next fire instant, computed by
+  the pure functions in `digest.schedule` (so daylight-saving rules live in one tested place, not
+  in a cron trigger). When it fires, the job queues the edition and re-arms itself.
+- Queued editions are sent in small batches that share one fetch of the sources (cached for a
+  few minutes), so 10,000 readers at 07:00 cost one fetch, not 10,000.
+- On start, and after any downtime, the newest edition due within `catch_up` is sent once;
+  older ones are logged as missed, never sent late in a burst.
+- Subscription files are re-read every `rescan_interval` seconds and on SIGHUP. A file that
+  becomes invalid is logged with path and line, and that reader keeps their last valid version.
+- Editions left `pending` by a temporary failure are retried every few minutes until they are
+  older than `edition_max_age`, then marked expired.
+- SIGTERM/SIGINT: start nothing new, let messages in flight finish (bounded by the SMTP
+  deadline), record them, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from digest.config import Settings, load_subscriptions
+from digest.deliver import Mailer
+from digest.metrics import Metrics
+from digest.models import Paper, Subscription
+from digest.pipeline import Delivery, Outcome, gather, send_editions
+from digest.render import Renderer
+from digest.schedule import due_edition, fire_time, missed_editions, next_fire
+from digest.store import Store
+from digest.store.sqlite import worker_id
+from digest.web import make_app, start_server, stop_server
+
+__all__ = ["Service", "parse_listen"]
+
+log = logging.getLogger("digest.service")
+UTC = dt.timezone.utc
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`0.0.0.0:8080`, `[::]:8080` or `:8080` → (host, port)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        mailer_factory: Callable[[], Mailer],
+        secret: bytes,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
+        batch_delay: float = 0.5,
+        fetch_ttl: float = 300.0,
+        retry_interval: float = 300.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.mailer_factory = mailer_factory
+        self.secret = secret
+        self.clock = clock
+        self.batch_delay = batch_delay
+        self.fetch_ttl = fetch_ttl
+        self.retry_interval = retry_interval
+        self.metrics = Metrics()
+        self.renderer = Renderer()
+        self.worker = worker_id()
+        self.subs: dict[str, Subscription] = {}
+        self.queue: dict[str, dt.date] = {}
+        self.stopping = asyncio.Event()
+        self.delivery_stop = asyncio.Event()
+        self.last_run: dt.datetime | None = None
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._drain: asyncio.Task[None] | None = None
+        self._papers: tuple[float, list[Paper]] | None = None
+        self.port: int | None = None
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        host, port = parse_listen(self.settings.listen)
+        server = await start_server(self._app(), host, port)
+        self.port = server.port
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            self.reload()
+            self.catch_up()
+            self.scheduler.add_job(self.reload, "interval", seconds=self.settings.rescan_interval, id="_rescan")
+            self.scheduler.add_job(self.retry_pending, "interval", seconds=self.retry_interval, id="_retry")
+            self.scheduler.start()
+            log.info("service started", extra={"listen": f"{host}:{server.port}", "subscribers": len(self.subs)})
+            await self.stopping.wait()
+        finally:
+            await self._shutdown()
+            await stop_server(server)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        log.info("stopping: no new editions; letting messages in flight finish")
+        self.stopping.set()
+        self.delivery_stop.set()
+
+    async def _shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._drain is not None and not self._drain.done():
+            grace = self.settings.smtp.deadline + 5
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drain), timeout=grace)
+            except TimeoutError:
+                log.warning("messages still in flight after %s s; their editions stay pending", grace)
+                self._drain.cancel()
+        log.info("service stopped")
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the subscription folder; (re)arm changed readers; drop removed ones."""
+        loaded = load_subscriptions(self.settings.subscriptions_dir, self.settings.source_names)
+        fresh = {s.id: s for s in loaded.subscriptions}
+        for sub_id, problems in loaded.invalid.items():
+            kept = self.subs.get(sub_id)
+            for problem in problems:
+                log.error(
+                    "invalid subscription file%s",
+                    ": keeping the last valid version" if kept else "",
+                    extra={"problem": str(problem), "subscriber": sub_id},
+                )
+            if kept is not None:
+                fresh[sub_id] = kept
+        for sub_id in set(self.subs) - set(fresh):
+            log.info("subscription removed", extra={"subscriber": sub_id})
+            self._unschedule(sub_id)
+        for sub_id, sub in fresh.items():
+            if self.subs.get(sub_id) != sub:
+                self.subs[sub_id] = sub
+                self._arm(sub)
+        self.subs = fresh
+
+    def _arm(self, sub: Subscription) -> None:
+        day, when = next_fire(sub, self.clock())
+        self.scheduler.add_job(
+            self._fire,
+            DateTrigger(run_date=when, timezone=UTC),
+            id=sub.id,
+            args=(sub.id, day),
+            replace_existing=True,
+            misfire_grace_time=int(self.settings.catch_up.total_seconds()),
+            coalesce=True,
+        )
+
+    def _unschedule(self, sub_id: str) -> None:
+        if self.scheduler.get_job(sub_id):
+            self.scheduler.remove_job(sub_id)
+
+    async def _fire(self, sub_id: str, day: dt.date) -> None:
+        sub = self.subs.get(sub_id)
+        if sub is None:
+            return
+        self.enqueue(sub_id, day)
+        self._arm(sub)
+
+    def catch_up(self) -> None:
+        """Queue each reader's newest edition due within `catch_up`; log older ones as missed."""
+        now = self.clock()
+        window = self.settings.catch_up
+        for sub in self.subs.values():
+            due = due_edition(sub, now, catch_up=window)
+            if due is not None:
+                self.enqueue(sub.id, due[0])
+            recent = {r.edition_date for r in self.store.editions(sub.id, limit=8)}
+            since = now - dt.timedelta(days=7)
+            for day in missed_editions(sub, since, now, catch_up=window):
+                if day not in recent and (due is None or day != due[0]):
+                    log.warning("edition missed while the service was down; not sent late",
+                                extra={"subscriber": sub.id, "date": day.isoformat()})
+
+    def retry_pending(self) -> None:
+        """Re-queue editions a temporary failure left pending; expire those past edition_max_age."""
+        now = self.clock()
+        for sub in self.subs.values():
+            for record in self.store.editions(sub.id, limit=3):
+                if record.status != "pending":
+                    continue
+                due_at = fire_time(sub, record.edition_date) or now
+                if now - due_at > self.settings.edition_max_age:
+                    self.store.mark_expired(sub.id, record.edition_date, reason="older than edition_max_age", now=now)
+                    log.warning("edition expired, never sent late",
+                                extra={"subscriber": sub.id, "date": record.edition_date.isoformat()})
+                else:
+                    self.enqueue(sub.id, record.edition_date)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def enqueue(self, sub_id: str, day: dt.date) -> None:
+        if self.stopping.is_set():
+            return
+        self.queue[sub_id] = day
+        self.metrics.editions_pending.set(len(self.queue))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_task(self._send_queued())
+
+    async def _send_queued(self) -> None:
+        await asyncio.sleep(self.batch_delay)  # let editions due at the same instant batch up
+        while self.queue and not self.delivery_stop.is_set():
+            batch, self.queue = self.queue, {}
+            subs = [self.subs[s] for s in batch if s in self.subs]
+            try:
+                await self._send(subs, batch)
+            except Exception:  # a bug: log it, keep the service alive; editions stay claimable
+                log.exception("sending a batch failed")
+            self.metrics.editions_pending.set(len(self.queue))
+
+    async def _send(self, subs: list[Subscription], dates: dict[str, dt.date]) -> None:
+        now = self.clock()
+        papers = await self._fetch(now)
+        mailer = self.mailer_factory()
+        delivery = Delivery(
+            store=self.store,
+            mailer=mailer,
+            renderer=self.renderer,
+            sender=self.settings.sender,
+            public_url=self.settings.public_url,
+            secret=self.secret,
+            worker=self.worker,
+            lease=self.settings.claim_lease,
+            suspend_after=self.settings.suspend_after,
+            on_outcome=self._count,
+            stop=self.delivery_stop,
+        )
+        async with mailer:
+            outcomes = await send_editions(
+                subs, papers, delivery, now=now, edition_date=dates, semantic=self.settings.semantic
+            )
+        self.last_run = self.clock()
+        if not any(o.failed for o in outcomes):
+            self.metrics.run_succeeded()
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.status == "sent":
+            self.metrics.sent(outcome.seconds)
+        elif outcome.failed:
+            self.metrics.failed("permanent" if outcome.permanent else "temporary")
+        elif outcome.status.startswith("skipped-"):
+            self.metrics.skipped(outcome.status.removeprefix("skipped-"))
+
+    async def _fetch(self, now: dt.datetime) -> list[Paper]:
+        if self._papers is not None and time.monotonic() - self._papers[0] < self.fetch_ttl:
+            return self._papers[1]
+        papers, results = await gather(self.settings.source_specs, day=now.date())
+        for result in results:
+            self.metrics.fetched(result.name, len(result.papers), error=not result.ok)
+        if any(r.ok for r in results):
+            self._papers = (time.monotonic(), papers)
+        return papers
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _app(self):  # noqa: ANN202 - aiohttp Application
+        return make_app(
+            secret=self.secret,
+            unsubscribe=self._unsubscribe,
+            is_known=lambda sub_id: sub_id in self.subs,
+            health=self.health,
+            metrics=self.metrics,
+        )
+
+    def _unsubscribe(self, sub_id: str) -> bool:
+        self.store.unsubscribe(sub_id, now=self.clock())
+        self.metrics.unsubscribes.inc()
+        log.info("unsubscribed", extra={"subscriber": sub_id})
+        return True
+
+    def health(self) -> dict[str, object]:
+        running = self.scheduler.running and not self.stopping.is_set()
+        times = [j.next_run_time for j in self.scheduler.get_jobs() if not j.id.startswith("_") and j.next_run_time]
+        return {
+            "scheduler_running": running,
+            "last_run": self.last_run.isoformat() if self.last_run else None,
+            "next_run": min(times).isoformat() if times else None,
+            "subscribers": len(self.subs),
+            "queued": len(self.queue),
+        }
