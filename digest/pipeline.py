@@ -201,7 +201,7 @@ async def _deliver_one(
         store.release(sub.id, day, worker=delivery.worker)
         raise
     store.mark_sent(sub.id, day, message_id=message_id, paper_keys=edition.paper_keys, now=now)
-    count = len(edition.papers)
+    count = len(edition.paper_keys)  # shown and listed under "and N more"
     log.info(
         "edition %s",
         delivery.sent_status,
