@@ -1,0 +1,487 @@
+"""PostgreSQL seen-store: several replicas (on several hosts) share one database.
+
+Same schema and semantics as the SQLite store (digest.store.sql). What differs:
+
+* Claims are one statement, one round trip: a conditional `UPDATE … WHERE <claimable> RETURNING`
+  (take over a pending edition or an expired lease) and, when there is no row yet,
+  `INSERT … ON CONFLICT DO NOTHING` (a fresh claim). Under READ COMMITTED the UPDATE locks the row and
+  re-checks its WHERE on the newest version, and the INSERT yields to a concurrent one, so two workers
+  racing for one edition never both win; a lost race writes nothing (no row lock, no WAL flush). When
+  the edition is held, the same statement returns the holder; if that holder is a process of this host
+  that no longer runs, a compare-and-set UPDATE (a second round trip, only then) takes it over.
+* `mark_sent` is one statement too (a data-modifying CTE): the edition becomes `sent` and its papers
+  `seen` atomically.
+* Migrations run inside a transaction holding `pg_advisory_xact_lock`, so replicas starting at once
+  do not race on CREATE TABLE.
+* Read-only mode (`--dry-run`) sets the session read-only and never migrates, creates a secret or writes.
+* One connection per store, autocommit at the protocol level: every method is one statement (its own
+  transaction) or an explicit `BEGIN … COMMIT` block, so no transaction is ever left open between calls.
+  A dropped connection is reopened once and the call retried (every call is safe to retry); a second
+  failure raises StoreError. Error texts never contain the password.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import psycopg
+from psycopg.rows import dict_row
+
+from digest.errors import StoreError
+from digest.store import EditionRecord, SubscriberState
+from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
+
+__all__ = ["PostgresStore", "redact"]
+
+T = TypeVar("T")
+
+# pg_advisory_xact_lock key for migrations: any constant bigint, the same for every replica.
+MIGRATION_LOCK = 0x6469676573740001  # "digest" + 1
+
+# Pending, or claimed with a lease that ran out. Times are ISO UTC text: compared bytewise (COLLATE "C").
+_CLAIMABLE = """(e.status = 'pending'
+       OR (e.status = 'claimed' AND (e.lease_until IS NULL OR e.lease_until COLLATE "C" <= %(now)s)))"""
+
+_CLAIM = f"""
+WITH taken AS (
+    UPDATE editions AS e
+       SET status = 'claimed', attempts = e.attempts + 1, claimed_by = %(worker)s, lease_until = %(until)s,
+           updated_at = %(now)s
+     WHERE e.subscriber_id = %(sub)s AND e.edition_date = %(day)s AND {_CLAIMABLE}
+    RETURNING 1
+), fresh AS (
+    INSERT INTO editions (subscriber_id, edition_date, status, attempts, claimed_by, lease_until,
+                          created_at, updated_at)
+    SELECT %(sub)s::text, %(day)s::text, 'claimed', 1, %(worker)s::text, %(until)s::text, %(now)s::text, %(now)s::text
+     WHERE NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (subscriber_id, edition_date) DO NOTHING
+    RETURNING 1
+)
+SELECT TRUE AS won, NULL::text AS status, NULL::text AS claimed_by, NULL::text AS lease_until FROM taken
+UNION ALL
+SELECT TRUE, NULL, NULL, NULL FROM fresh
+UNION ALL
+SELECT FALSE, status, claimed_by, lease_until FROM editions
+ WHERE subscriber_id = %(sub)s AND edition_date = %(day)s
+   AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM fresh)
+"""
+
+# Take over a claim held by `owner` (a dead process on this host): compare-and-set on the holder.
+_TAKE_OVER = """
+UPDATE editions SET status = 'claimed', attempts = attempts + 1, claimed_by = %(worker)s,
+       lease_until = %(until)s, updated_at = %(now)s
+ WHERE subscriber_id = %(sub)s AND edition_date = %(day)s AND status = 'claimed'
+   AND claimed_by IS NOT DISTINCT FROM %(owner)s
+RETURNING 1
+"""
+
+_UPSERT_STATUS = """
+INSERT INTO editions AS e (subscriber_id, edition_date, status, attempts, message_id, paper_count, error,
+                           created_at, updated_at)
+VALUES (%(sub)s, %(day)s, %(status)s, 1, %(message_id)s, %(count)s, %(error)s, %(now)s, %(now)s)
+ON CONFLICT (subscriber_id, edition_date) DO UPDATE
+    SET status = excluded.status,
+        message_id = COALESCE(excluded.message_id, e.message_id),
+        paper_count = COALESCE(excluded.paper_count, e.paper_count),
+        error = excluded.error, claimed_by = NULL, lease_until = NULL, updated_at = excluded.updated_at
+"""
+
+# Edition `sent` and papers `seen` in one statement, hence one transaction. A data-modifying CTE
+# runs exactly once whether or not the main query reads it.
+_MARK_SENT = f"""
+WITH edition AS ({_UPSERT_STATUS} RETURNING 1)
+INSERT INTO seen (subscriber_id, paper_key, edition_date, sent_at)
+SELECT %(sub)s, k, %(day)s, %(now)s FROM unnest(%(keys)s::text[]) AS k
+ON CONFLICT (subscriber_id, paper_key) DO NOTHING
+"""
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with the password of `url` (and the URL itself) replaced by ***."""
+    secrets_in_url: set[str] = set()
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        secrets_in_url |= {str(password), quote(str(password), safe=""), quote(str(password))}
+    match = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
+    if match and match.group(1):
+        secrets_in_url.add(match.group(1))
+    text = text.replace(url, safe_url(url))
+    for secret in sorted(secrets_in_url, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    url = re.sub(r"^([a-z]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self._url = url
+        self.url = safe_url(url)  # for display
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._ephemeral_secret: bytes | None = None
+        self._empty = False  # read-only on a database with no schema yet: an empty store
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._conn = self._connect()
+        if read_only:
+            version = self._call(self._version)
+            self._empty = version == 0
+        else:
+            self._call(self._migrate)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, read_only={self.read_only})"
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        try:
+            conn = psycopg.connect(
+                self._url,
+                autocommit=True,  # no implicit transaction left open; writes use explicit BEGIN/COMMIT or one statement
+                row_factory=dict_row,
+                connect_timeout=10,
+                application_name="digest",
+            )
+            if self.read_only:
+                conn.execute("SET default_transaction_read_only = on")
+            return conn
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {self._text(exc)}") from None
+
+    def _text(self, exc: BaseException) -> str:
+        return redact(str(exc).strip() or type(exc).__name__, self._url)
+
+    def _call(self, fn: Callable[[psycopg.Connection[dict[str, Any]], bool], T]) -> T:
+        """Run `fn(conn, retried)`; on a dropped connection reconnect once and run it again."""
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                return fn(self._conn, False)
+            except StoreError:
+                raise
+            except psycopg.OperationalError as exc:
+                if self._conn is not None and not (self._conn.broken or self._conn.closed):
+                    raise StoreError(f"PostgreSQL error: {self._text(exc)}") from None
+                first = self._text(exc)
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL error: {self._text(exc)}") from None
+            # the connection dropped: one new connection, one more try
+            try:
+                if self._conn is not None:
+                    self._conn.close()
+            except psycopg.Error:
+                pass
+            self._conn = None
+            try:
+                self._conn = self._connect()
+                return fn(self._conn, True)
+            except StoreError as exc:
+                raise StoreError(
+                    f"lost the connection to PostgreSQL ({first}) and could not reconnect: {exc}"
+                ) from None
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"lost the connection to PostgreSQL ({first}), and again after reconnecting: {self._text(exc)}"
+                ) from None
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _version(conn: psycopg.Connection[dict[str, Any]], retried: bool = False) -> int:
+        row = conn.execute("SELECT to_regclass('meta') IS NOT NULL AS present").fetchone()
+        if not row or not row["present"]:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row["value"]) if row else 0
+
+    def _migrate(self, conn: psycopg.Connection[dict[str, Any]], retried: bool) -> None:
+        if self._version(conn) == SCHEMA_VERSION:  # the common case: no lock, no transaction
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            version = self._version(conn)  # again, under the lock: another replica may have done it
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {version} is newer than this digest ({SCHEMA_VERSION}): upgrade digest"
+                )
+            for target, statements in SCHEMA.items():
+                if target <= version:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(target),),
+                )
+
+    def _write(self) -> bool:
+        """Whether writes go through (False in read-only mode, where they are dropped)."""
+        return not self.read_only
+
+    # -- papers -----------------------------------------------------------------------------
+
+    def seen(self, subscriber_id: str) -> set[str]:
+        if self._empty:
+            return set()
+        rows = self._call(
+            lambda c, _: c.execute("SELECT paper_key FROM seen WHERE subscriber_id = %s", (subscriber_id,)).fetchall()
+        )
+        return {r["paper_key"] for r in rows}
+
+    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
+        if self._empty or not subscriber_ids:
+            return out
+        rows = self._call(
+            lambda c, _: c.execute(
+                "SELECT subscriber_id, paper_key FROM seen WHERE subscriber_id = ANY(%s::text[])",
+                (list(subscriber_ids),),
+            ).fetchall()
+        )
+        for r in rows:
+            out[r["subscriber_id"]].add(r["paper_key"])
+        return out
+
+    # -- editions ---------------------------------------------------------------------------
+
+    def edition(self, subscriber_id: str, edition_date: dt.date) -> EditionRecord | None:
+        if self._empty:
+            return None
+        row = self._call(
+            lambda c, _: c.execute(
+                "SELECT * FROM editions WHERE subscriber_id = %s AND edition_date = %s",
+                (subscriber_id, edition_date.isoformat()),
+            ).fetchone()
+        )
+        return row_to_edition(row) if row else None
+
+    def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]:
+        if self._empty:
+            return []
+        rows = self._call(
+            lambda c, _: c.execute(
+                'SELECT * FROM editions WHERE subscriber_id = %s ORDER BY edition_date COLLATE "C" DESC LIMIT %s',
+                (subscriber_id, limit),
+            ).fetchall()
+        )
+        return [row_to_edition(r) for r in rows]
+
+    def claim(
+        self,
+        subscriber_id: str,
+        edition_date: dt.date,
+        *,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> bool:
+        if not self._write():
+            current = self.edition(subscriber_id, edition_date)
+            return current is None or current.status in ("pending", "claimed")
+        params = {
+            "sub": subscriber_id,
+            "day": edition_date.isoformat(),
+            "worker": worker,
+            "now": ts(now),
+            "until": ts(now + lease),
+        }
+
+        def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> bool:
+            row = conn.execute(_CLAIM, params).fetchone()
+            if row is None:  # a concurrent insert our snapshot missed: held by someone else
+                return False
+            if row["won"]:
+                return True
+            if retried and row["claimed_by"] == worker and row["lease_until"] == params["until"]:
+                return True  # our first try committed before the connection dropped
+            if row["status"] != "claimed" or not owner_is_dead_here(row["claimed_by"]):
+                return False
+            taken = conn.execute(_TAKE_OVER, {**params, "owner": row["claimed_by"]}).fetchone()
+            return taken is not None
+
+        return self._call(run)
+
+    def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None:
+        if self._write():
+            self._call(
+                lambda c, _: c.execute(
+                    "UPDATE editions SET lease_until = %s WHERE subscriber_id = %s AND edition_date = %s "
+                    "AND status = 'claimed' AND claimed_by = %s",
+                    (ts(until), subscriber_id, edition_date.isoformat(), worker),
+                )
+            )
+
+    def mark_sent(
+        self,
+        subscriber_id: str,
+        edition_date: dt.date,
+        *,
+        message_id: str,
+        paper_keys: tuple[str, ...],
+        now: dt.datetime,
+    ) -> None:
+        if not self._write():
+            return
+        params = {
+            "sub": subscriber_id,
+            "day": edition_date.isoformat(),
+            "status": "sent",
+            "message_id": message_id,
+            "count": len(paper_keys),
+            "error": None,
+            "now": ts(now),
+            "keys": sorted(set(paper_keys)),  # sorted: concurrent inserts take index locks in one order
+        }
+        self._call(lambda c, _: c.execute(_MARK_SENT, params))
+
+    def mark_failed(
+        self, subscriber_id: str, edition_date: dt.date, *, error: str, permanent: bool, now: dt.datetime
+    ) -> None:
+        if self._write():
+            self._upsert_status(subscriber_id, edition_date, "failed" if permanent else "pending", now, error=error)
+
+    def mark_expired(self, subscriber_id: str, edition_date: dt.date, *, reason: str, now: dt.datetime) -> None:
+        if self._write():
+            self._upsert_status(subscriber_id, edition_date, "expired", now, error=reason)
+
+    def release(self, subscriber_id: str, edition_date: dt.date, *, worker: str) -> None:
+        if self._write():
+            self._call(
+                lambda c, _: c.execute(
+                    "UPDATE editions SET status = 'pending', claimed_by = NULL, lease_until = NULL "
+                    "WHERE subscriber_id = %s AND edition_date = %s AND status = 'claimed' AND claimed_by = %s",
+                    (subscriber_id, edition_date.isoformat(), worker),
+                )
+            )
+
+    def _upsert_status(
+        self, subscriber_id: str, edition_date: dt.date, status: str, now: dt.datetime, *, error: str | None
+    ) -> None:
+        params = {
+            "sub": subscriber_id,
+            "day": edition_date.isoformat(),
+            "status": status,
+            "message_id": None,
+            "count": None,
+            "error": error,
+            "now": ts(now),
+        }
+        self._call(lambda c, _: c.execute(_UPSERT_STATUS, params))
+
+    # -- subscribers ------------------------------------------------------------------------
+
+    def subscriber(self, subscriber_id: str) -> SubscriberState:
+        if self._empty:
+            return SubscriberState(subscriber_id)
+        row = self._call(
+            lambda c, _: c.execute("SELECT * FROM subscribers WHERE subscriber_id = %s", (subscriber_id,)).fetchone()
+        )
+        return _state(row) if row else SubscriberState(subscriber_id)
+
+    def subscribers(self) -> dict[str, SubscriberState]:
+        if self._empty:
+            return {}
+        rows = self._call(lambda c, _: c.execute("SELECT * FROM subscribers").fetchall())
+        return {r["subscriber_id"]: _state(r) for r in rows}
+
+    def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
+        if not self._write():
+            return False
+        cur = self._call(
+            lambda c, _: c.execute(
+                "INSERT INTO subscribers AS s (subscriber_id, unsubscribed_at) VALUES (%s, %s) "
+                "ON CONFLICT (subscriber_id) DO UPDATE SET unsubscribed_at = excluded.unsubscribed_at "
+                "WHERE s.unsubscribed_at IS NULL",
+                (subscriber_id, ts(now)),
+            )
+        )
+        return cur.rowcount > 0
+
+    def resubscribe(self, subscriber_id: str) -> bool:
+        if not self._write():
+            return False
+        cur = self._call(
+            lambda c, _: c.execute(
+                "UPDATE subscribers SET unsubscribed_at = NULL, suspended_at = NULL, suspended_reason = NULL "
+                "WHERE subscriber_id = %s AND (unsubscribed_at IS NOT NULL OR suspended_at IS NOT NULL)",
+                (subscriber_id,),
+            )
+        )
+        return cur.rowcount > 0
+
+    def suspend(self, subscriber_id: str, *, reason: str, now: dt.datetime) -> None:
+        if self._write():
+            self._call(
+                lambda c, _: c.execute(
+                    "INSERT INTO subscribers (subscriber_id, suspended_at, suspended_reason) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (subscriber_id) DO UPDATE SET suspended_at = excluded.suspended_at, "
+                    "suspended_reason = excluded.suspended_reason",
+                    (subscriber_id, ts(now), reason),
+                )
+            )
+
+    def permanent_failures_in_a_row(self, subscriber_id: str) -> int:
+        count = 0
+        for record in self.editions(subscriber_id, limit=50):
+            if record.status == "failed":
+                count += 1
+            elif record.status in ("sent", "expired"):
+                break
+        return count
+
+    # -- misc -------------------------------------------------------------------------------
+
+    def secret(self) -> bytes:
+        def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> bytes | None:
+            if self._empty:
+                return None
+            query = "SELECT value FROM meta WHERE key = 'unsubscribe_secret'"
+            row = conn.execute(query).fetchone()
+            if row is None and self._write():  # first use by any replica creates it; all keep the first
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('unsubscribe_secret', %s) ON CONFLICT (key) DO NOTHING",
+                    (secrets.token_bytes(32).hex(),),
+                )
+                row = conn.execute(query).fetchone()
+            return bytes.fromhex(row["value"]) if row else None
+
+        value = self._call(run)
+        if value is not None:
+            return value
+        # dry-run with no secret yet: links in previews are not valid
+        self._ephemeral_secret = self._ephemeral_secret or secrets.token_bytes(32)
+        return self._ephemeral_secret
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except psycopg.Error:
+                    pass
+                self._conn = None
+
+
+def _state(row: dict[str, Any]) -> SubscriberState:
+    return SubscriberState(
+        row["subscriber_id"],
+        parse_time(row["unsubscribed_at"]),
+        parse_time(row["suspended_at"]),
+        row["suspended_reason"],
+    )
