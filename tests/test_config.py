@@ -136,3 +136,9 @@ def test_bad_settings_name_the_line(tmp_path: Path) -> None:
 def test_a_missing_explicit_settings_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_an_address_that_needs_smtputf8_is_refused_up_front(tmp_path: Path) -> None:
+    write(tmp_path, "j.yaml", "email: jöse@example.org\n")
+    loaded = load_subscriptions(tmp_path)
+    assert loaded.subscriptions == [] and loaded.problems[0].field == "email"

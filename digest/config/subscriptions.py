@@ -57,7 +57,7 @@ class SubscriptionFile(BaseModel):
         if any(ch in value for ch in "\r\n\t\0"):
             raise ValueError("not a valid email address: control characters")
         try:
-            return validate_email(value, check_deliverability=False).normalized
+            return validate_email(value, check_deliverability=False, allow_smtputf8=False).normalized
         except EmailNotValidError as exc:
             raise ValueError(f"not a valid email address: {exc}") from None
 

@@ -1,0 +1,287 @@
+"""Edition -> the one template context that the subject, the plain text and the HTML share.
+
+Every string in the context is already cleaned (single line, no control characters); every
+URL is an absolute http(s) URL or None. HTML-only values (``*_html``) are Markup built by
+escaping first and inserting <mark> after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from digest.models import Edition, Paper, ScoredPaper, Subscription
+
+from .textutil import (
+    clean,
+    day_month,
+    github_url,
+    highlight_html,
+    highlight_pattern,
+    long_date,
+    safe_url,
+    short_date,
+    shorten,
+)
+
+__all__ = ["PaperView", "MoreView", "MetaPart", "build_context", "subject_for"]
+
+SUBJECT_MAX = 110  # characters, subject included the shortened top title
+SNIPPET_MAX = 300  # characters of abstract when there is no AI summary
+SUMMARY_MAX = 600  # a safety cap on AI summaries (they are normally one or two sentences)
+TITLE_MAX = 300
+WHY_MAX = 200
+AUTHORS_SHOWN = 3
+MORE_SHOWN = 15
+INTERESTS_SHOWN = 20
+
+_WEEKDAYS = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MetaPart:
+    """One item of a paper's metadata line, e.g. ``58 GitHub stars`` linking to the repo."""
+
+    text: str
+    url: str | None = None
+    sep: str = " · "  # what goes before it on the line ("" for the first)
+
+    @property
+    def plain(self) -> str:
+        return f"{self.text} <{self.url}>" if self.url else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    number: int
+    title: str
+    title_html: Markup
+    url: str | None
+    authors: str
+    why: str
+    meta: tuple[MetaPart, ...]
+    meta_text: str  # the metadata line for plain text, URLs in <>
+    snippet: str
+    snippet_html: Markup
+
+
+@dataclass(frozen=True, slots=True)
+class MoreView:
+    title: str
+    url: str | None
+    why: str
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
+
+
+def _authors(paper: Paper) -> str:
+    names: list[str] = []
+    for author in paper.authors:
+        name = clean(author.name)
+        if name:
+            if len(names) == AUTHORS_SHOWN:
+                return ", ".join(names) + " et al."
+            names.append(name)
+    return ", ".join(names)
+
+
+def _snippet(paper: Paper) -> str:
+    # Clean only a generous head of the text: abstracts run to thousands of characters.
+    summary = clean((paper.ai_summary or "")[: SUMMARY_MAX * 2])
+    if summary:
+        return shorten(summary, SUMMARY_MAX)
+    return shorten(clean(paper.abstract[: SNIPPET_MAX * 2]), SNIPPET_MAX)
+
+
+def _meta(p: Paper, year: int) -> tuple[MetaPart, ...]:
+    parts: list[MetaPart] = []
+    if p.upvotes:
+        parts.append(MetaPart(_plural(p.upvotes, "upvote")))
+    if p.comments:
+        parts.append(MetaPart(_plural(p.comments, "comment")))
+    repo = github_url(p.github_repo)
+    if repo is not None:
+        label = _plural(p.github_stars, "GitHub star") if p.github_stars else "code on GitHub"
+        parts.append(MetaPart(label, repo[0]))
+    elif p.github_stars:
+        parts.append(MetaPart(_plural(p.github_stars, "GitHub star")))
+    page = safe_url(p.project_page)
+    if page is not None:
+        parts.append(MetaPart("project page", page))
+    org = shorten(clean(p.organization), 80)
+    if org:
+        parts.append(MetaPart(org))
+    if p.published is not None:
+        parts.append(MetaPart(day_month(p.published.date(), year_unless=year)))
+    if parts:
+        parts[0] = MetaPart(parts[0].text, parts[0].url, "")
+    return tuple(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    title: str
+    url: str | None
+    authors: str
+    meta: tuple[MetaPart, ...]
+    meta_text: str
+    snippet: str
+
+
+# The same papers go to many readers on a day: their reader-independent parts are built once.
+# Keyed by object identity (hashing a Paper hashes every field); the entry keeps the Paper
+# alive, so its id cannot be reused while the entry exists.
+_PARTS_MAX = 4096
+_parts_cache: dict[tuple[int, int], tuple[Paper, _Parts]] = {}
+
+
+def _parts(paper: Paper, year: int) -> _Parts:
+    key = (id(paper), year)
+    hit = _parts_cache.get(key)
+    if hit is not None and hit[0] is paper:
+        return hit[1]
+    meta = _meta(paper, year)
+    parts = _Parts(
+        title=shorten(clean(paper.title), TITLE_MAX) or "(untitled)",
+        url=safe_url(paper.url),
+        authors=_authors(paper),
+        meta=meta,
+        meta_text=" · ".join(m.plain for m in meta),
+        snippet=_snippet(paper),
+    )
+    if len(_parts_cache) >= _PARTS_MAX:
+        _parts_cache.clear()
+    _parts_cache[key] = (paper, parts)
+    return parts
+
+
+@functools.lru_cache(maxsize=16384)
+def _highlighted(text: str, forms: tuple[str, ...]) -> Markup:
+    return highlight_html(text, highlight_pattern(forms) if forms else None)
+
+
+def _paper_view(number: int, sp: ScoredPaper, year: int) -> PaperView:
+    parts = _parts(sp.paper, year)
+    forms = tuple(sorted({f for m in sp.matches for f in m.forms}))
+    return PaperView(
+        number=number,
+        title=parts.title,
+        title_html=_highlighted(parts.title, forms),
+        url=parts.url,
+        authors=parts.authors,
+        why=shorten(clean(sp.why), WHY_MAX),
+        meta=parts.meta,
+        meta_text=parts.meta_text,
+        snippet=parts.snippet,
+        snippet_html=_highlighted(parts.snippet, forms),
+    )
+
+
+def _interests(sub: Subscription) -> str:
+    terms = [t for t in (clean(k.term) for k in sub.keywords) if t]
+    if len(terms) > INTERESTS_SHOWN:
+        rest = len(terms) - INTERESTS_SHOWN
+        return ", ".join(terms[:INTERESTS_SHOWN]) + f" and {rest} more"
+    return ", ".join(terms)
+
+
+def _schedule(sub: Subscription) -> str:
+    freq = sub.frequency
+    if freq == "weekdays":
+        when = "on weekdays"
+    elif freq.startswith("weekly:"):
+        when = "every " + _WEEKDAYS.get(freq[7:], freq[7:])
+    else:
+        when = "daily"
+    return f"{when} at {sub.send_at.strftime('%H:%M')} {clean(sub.timezone)}"
+
+
+def subject_for(edition: Edition, site_name: str = "Paper Digest") -> str:
+    """``Paper Digest, Sat 21 Nov: 7 new papers — <top title, shortened>`` (≲ 110 chars)."""
+    head = f"{site_name}, {short_date(edition.date)}: "
+    total = len(edition.papers) + max(edition.more, len(edition.more_papers))
+    if not edition.papers:
+        return head + "nothing new today"
+    kind = "new" if edition.subscription.keywords else "trending"
+    head += _plural(total, f"{kind} paper")
+    top = clean(edition.papers[0].paper.title)
+    room = SUBJECT_MAX - len(head) - 3
+    if top and room >= 12:
+        return f"{head} — {shorten(top, room)}"
+    return head
+
+
+def build_context(
+    edition: Edition,
+    *,
+    unsubscribe_url: str,
+    now: dt.datetime,
+    site_name: str = "Paper Digest",
+) -> dict[str, Any]:
+    """The single context for subject, text and HTML."""
+    sub = edition.subscription
+    papers = [_paper_view(i, sp, now.year) for i, sp in enumerate(edition.papers, 1)]
+    more_total = max(edition.more, len(edition.more_papers))
+    more = []
+    for sp in edition.more_papers[:MORE_SHOWN]:
+        parts = _parts(sp.paper, now.year)
+        more.append(MoreView(shorten(parts.title, 160), parts.url, shorten(clean(sp.why), 120)))
+    interests = _interests(sub)
+    total = len(papers) + more_total
+    if not papers:
+        heading = "Nothing new today"
+    elif interests:
+        heading = _plural(total, "new paper") + " for your interests"
+    else:
+        heading = _plural(total, "trending paper")
+    subject = subject_for(edition, site_name=site_name)
+    preheader = " · ".join(p.title for p in papers[:3]) or "Nothing new matched your interests today."
+    email = clean(sub.email)
+    schedule = _schedule(sub)
+    if interests:
+        reason = (
+            f"You get this because {email} subscribed to {site_name} "
+            f"with interests: {interests}, {schedule}."
+        )
+    else:
+        reason = (
+            f"You get this because {email} subscribed to {site_name} "
+            f"for the trending papers, {schedule}."
+        )
+    return {
+        "site_name": site_name,
+        "subject": subject,
+        "preheader": shorten(preheader, 150),
+        "heading": heading,
+        "date_long": long_date(edition.date),
+        "date_short": short_date(edition.date),
+        "interests": interests,
+        "papers": papers,
+        "more": more,
+        "more_total": more_total,
+        "more_rest": more_total - len(more),
+        "more_rest_text": (
+            f"and {more_total - len(more)} more."
+            if more
+            else f"{_plural(more_total, 'more paper')} also matched today."
+        ),
+        "empty": not papers,
+        "reason": reason,
+        "unsubscribe_url": unsubscribe_url,
+        "name": clean(sub.name),
+        "email": email,
+    }

@@ -1,0 +1,178 @@
+"""Small pure helpers for the render stage: cleaning, shortening, safe URLs, highlighting, dates.
+
+Nothing here knows about templates or MIME; everything is cheap enough to run per paper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from markupsafe import Markup, escape
+
+__all__ = [
+    "clean",
+    "shorten",
+    "safe_url",
+    "github_url",
+    "highlight_pattern",
+    "highlight_html",
+    "wrap",
+    "short_date",
+    "long_date",
+    "MARK_OPEN",
+]
+
+# Any run of whitespace, C0/C1 control characters, line/paragraph separators, BOM or lone
+# surrogates becomes one space: display fields are single lines, and no value can smuggle a
+# line break into a header or a fake line into the plain-text body.
+_JUNK_RUN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]+")
+
+# The highlight is styled in place (it is produced at render time, after the CSS was inlined).
+MARK_OPEN = '<mark style="background-color:#fff0a0;color:inherit;padding:0 1px">'
+_MARK_CLOSE = "</mark>"
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAYS_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS_LONG = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def clean(value: object) -> str:
+    """One line of display text: whitespace and control characters collapsed, ends stripped."""
+    if not value:
+        return ""
+    text = str(value)
+    # Fast path: isprintable() is False for every control, separator and whitespace
+    # character except the ASCII space, so such text needs at most a strip.
+    if text.isprintable() and "  " not in text:
+        return text.strip()
+    return _JUNK_RUN.sub(" ", text).strip()
+
+
+def shorten(text: str, limit: int, *, ellipsis: str = "…") -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    n = max(limit - len(ellipsis), 1)
+    cut = text[:n]
+    if text[n] != " ":  # the cut falls inside a word: drop that word (unless it is huge)
+        space = cut.rfind(" ")
+        if space >= limit * 0.6:
+            cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—(") + ellipsis
+
+
+def safe_url(value: object) -> str | None:
+    """The URL if it is an absolute http(s) URL without whitespace or controls, else None."""
+    if not value or not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or _JUNK_RUN.search(url) or len(url) > 2048:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+_REPO_SLUG = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+def github_url(value: object) -> tuple[str, str] | None:
+    """(url, label) for a GitHub repo given as a URL or ``owner/name``; None if unusable."""
+    if not value or not isinstance(value, str):
+        return None
+    value = value.strip()
+    if _REPO_SLUG.fullmatch(value):
+        return f"https://github.com/{value}", value
+    url = safe_url(value)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    label = path if parts.netloc.lower().endswith("github.com") and path else url
+    return url, label
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(forms: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(f) for f in forms)
+    return re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)")
+
+
+def highlight_pattern(forms: Iterable[str]) -> re.Pattern[str] | None:
+    """A regex for the exact ``forms`` at word boundaries (longest first), or None."""
+    cleaned = {clean(f) for f in forms}
+    cleaned.discard("")
+    if not cleaned:
+        return None
+    return _compile(tuple(sorted(cleaned, key=lambda f: (-len(f), f))))
+
+
+def highlight_html(text: str, pattern: re.Pattern[str] | None) -> Markup:
+    """``text`` HTML-escaped, with each match of ``pattern`` wrapped in <mark>.
+
+    Every piece is escaped on its own before any markup is added, so no unescaped text is
+    ever marked up and a match can never fall inside an entity.
+    """
+    if pattern is None:
+        return escape(text)
+    out: list[str] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        out.append(escape(text[pos : m.start()]))
+        out.append(MARK_OPEN)
+        out.append(escape(m.group()))
+        out.append(_MARK_CLOSE)
+        pos = m.end()
+    if not out:
+        return escape(text)
+    out.append(escape(text[pos:]))
+    return Markup("".join(out))
+
+
+@functools.lru_cache(maxsize=64)
+def _line_re(width: int) -> re.Pattern[str]:
+    # A line: the longest run from a non-space that ends before a space (or the end) within
+    # ``width`` columns; else one over-long word (a URL) on a line of its own.
+    return re.compile(r"\S.{0,%d}(?= |$)|\S+" % max(width - 1, 0))
+
+
+@functools.lru_cache(maxsize=16384)  # the same titles, authors and snippets go to many readers
+def wrap(text: str, indent: str = "", first: str | None = None, width: int = 76) -> str:
+    """Plain text filled to ``width`` columns; URLs and long words are never broken.
+
+    ``text`` is one cleaned line. ``first`` (default ``indent``) starts the first line; it
+    should be as long as ``indent`` (e.g. ``"1. "`` and ``"   "``).
+    """
+    first = indent if first is None else first
+    if not text:
+        return first.rstrip()
+    lines = _line_re(width - len(indent)).findall(text)
+    return first + ("\n" + indent).join(lines)
+
+
+def short_date(day: dt.date) -> str:
+    """``Sat 21 Nov`` (English, independent of the process locale)."""
+    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+
+
+def long_date(day: dt.date) -> str:
+    """``Saturday, 21 November 2026``."""
+    return f"{_DAYS_LONG[day.weekday()]}, {day.day} {_MONTHS_LONG[day.month - 1]} {day.year}"
+
+
+def day_month(day: dt.date, *, year_unless: int | None = None) -> str:
+    """``26 Aug`` or ``26 Aug 2025`` (the year only when it differs from ``year_unless``)."""
+    text = f"{day.day} {_MONTHS[day.month - 1]}"
+    return text if day.year == year_unless else f"{text} {day.year}"
