@@ -2,10 +2,30 @@
 
 Public API (used by the pipeline and the CLI):
 
-    Ranker(papers, *, now)                      # build per-paper features once per edition
+    Ranker(papers, *, now, semantic=False)      # build per-paper features once per edition
     Ranker.rank(sub, *, skip=frozenset())       # -> list[ScoredPaper], every paper passing the
                                                 #    inclusion rule and not in `skip`, best first
+    Ranker.rank_many(subs, skip_by_sub=None, *, limit=None)
+                                                # -> {sub.id: list[ScoredPaper]}, vectorised
     rank(papers, sub, *, now, skip=frozenset()) # convenience: Ranker(papers, now=now).rank(sub, ...)
 
-INTERFACE STUB: being implemented; the signatures above are the contract.
+Matching rules: digest/rank/terms.py; scoring and the inclusion rule: digest/rank/ranker.py;
+the trending prior: digest/rank/prior.py; all three documented in bench/README.md ("Ranking").
+``semantic=True`` needs the extra (``pip install 'digest[semantic]'``), else ConfigError.
 """
+
+from .ranker import DEFAULT_MIN_SCORE, MIN_BODY_HITS, Ranker, rank
+from .terms import compile_term, find_runs
+from .text import clean_text, stem, tokenize
+
+__all__ = [
+    "Ranker",
+    "rank",
+    "DEFAULT_MIN_SCORE",
+    "MIN_BODY_HITS",
+    "compile_term",
+    "find_runs",
+    "clean_text",
+    "stem",
+    "tokenize",
+]

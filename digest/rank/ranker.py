@@ -1,0 +1,333 @@
+"""The Ranker: per-paper features once per edition, then every subscriber scored with sparse
+matrix products (subscribers x terms) @ (terms x papers).
+
+Relevance of a paper for a reader (see bench/README.md, "Ranking"):
+
+    relevance = sum over the reader's keywords k of  weight_k * sum over fields f of
+                FIELD_WEIGHT[f] * (1 + ln count_kf)                (count_kf >= 1)
+
+    FIELD_WEIGHT: title 3, abstract 1, AI summary 0.5, AI keywords 0.5
+
+A paper is included when it is not withdrawn, no exclusion matches it anywhere, and
+``relevance >= min_score`` (default DEFAULT_MIN_SCORE) and there is enough evidence: a keyword in
+the title, or at least MIN_BODY_HITS keyword occurrences in the abstract and AI keywords (the
+AI summary stands in for a missing abstract).
+Included papers are ordered by ``relevance + boost(prior)``, then the prior, newest, key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..models import Match, Paper, ScoredPaper, Subscription
+from .explain import trending_why, why_line
+from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, FIELDS, NF, PaperIndex, TermHits
+from .prior import boost, trending_prior
+from .terms import Term, compile_term
+
+__all__ = ["Ranker", "rank", "DEFAULT_MIN_SCORE", "MIN_BODY_HITS"]
+
+_FW = dict(zip(FIELDS, FIELD_WEIGHTS.tolist()))
+DEFAULT_MIN_SCORE = 1.5
+_DECIMALS = 9
+_CHUNK = 1024  # subscribers per dense block (1024 x papers float64: 16 MB for 2,000 papers)
+MIN_BODY_HITS = 2
+
+
+class _TermTable:
+    """Distinct terms (as written) of a batch, with their hits as sparse (terms x papers) rows."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.written: list[str] = []
+
+    def add(self, written: str) -> int:
+        i = self.ids.get(written)
+        if i is None:
+            i = self.ids[written] = len(self.written)
+            self.written.append(written)
+        return i
+
+
+class Ranker:
+    """Scores papers against subscriptions; pure (``now`` is explicit), deterministic."""
+
+    def __init__(
+        self, papers: Sequence[Paper], *, now: dt.datetime, semantic: bool = False
+    ) -> None:
+        self.papers = tuple(papers)
+        self.now = now
+        self.index = PaperIndex(self.papers)
+        n = len(self.papers)
+        self.prior, self.stamp = trending_prior(self.papers, now)
+        self.boost = boost(self.prior)
+        self.withdrawn = np.array([p.withdrawn for p in self.papers], bool)
+        self.has_abstract = np.array([bool(p.abstract.strip()) for p in self.papers], bool)
+        keys = [p.key for p in self.papers]
+        self.key_rank = np.empty(n, np.int64)
+        self.key_rank[np.argsort(np.array(keys, dtype=object), kind="stable")] = np.arange(n)
+        self.pos_of_key: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            self.pos_of_key.setdefault(k, []).append(i)
+        # trending order: prior, newest, key
+        self.trending_order = np.lexsort((self.key_rank, -self.stamp, -self.prior))
+        self._compiled: dict[str, Term] = {}
+        self._hits: dict[tuple, TermHits] = {}
+        self._matches: dict[tuple[str, int], tuple[Match, ...]] = {}
+        self._rows: dict[str, dict[int, list[int]]] = {}
+        self._semantic = None
+        if semantic:
+            from .semantic import SemanticMatcher  # raises ConfigError without the extra
+
+            self._semantic = SemanticMatcher(self)
+
+    # ------------------------------------------------------------ terms
+
+    def term(self, written: str) -> Term:
+        t = self._compiled.get(written)
+        if t is None:
+            t = self._compiled[written] = compile_term(written)
+        return t
+
+    def hits(self, written: str) -> TermHits:
+        t = self.term(written)
+        k = (t.acronym, t.seq, t.join)
+        h = self._hits.get(k)
+        if h is None:
+            h = self._hits[k] = self.index.hits(t)
+        return h
+
+    def _term_matrices(self, table: _TermTable) -> tuple[sp.csr_matrix, ...]:
+        """(relevance, title hits, body hits, any hit), each terms x papers."""
+        shape = (len(table.written), len(self.papers))
+        hits = [self.hits(w) for w in table.written]
+        u = np.repeat(np.arange(len(hits)), [len(h.paper) for h in hits])
+        if len(u) == 0:
+            empty = sp.csr_matrix(shape)
+            return empty, empty, empty, empty
+        paper = np.concatenate([h.paper for h in hits])
+        field = np.concatenate([h.field for h in hits])
+        count = np.concatenate([h.count for h in hits]).astype(float)
+        rel = FIELD_WEIGHTS[field] * (1.0 + np.log(count))  # float64: exact sums
+        title = np.where(field == F_TITLE, count, 0.0)
+        body_field = (field == F_ABSTRACT) | (field == F_KEYWORDS)
+        body_field |= (field == F_SUMMARY) & ~self.has_abstract[paper]
+        body = np.where(body_field, count, 0.0)
+        return tuple(
+            sp.csr_matrix((d, (u, paper)), shape=shape)
+            for d in (rel, title, body, np.ones(len(u)))
+        )
+
+    def relevance(self, sub: Subscription) -> np.ndarray:
+        """Relevance of every paper for ``sub`` (inclusion rule not applied; 0 = no keyword)."""
+        table = _TermTable()
+        weights: dict[int, float] = {}
+        for kw in sub.keywords:
+            u = table.add(kw.term)
+            weights[u] = max(weights.get(u, kw.weight), kw.weight)
+        rel_m = self._term_matrices(table)[0]
+        w = np.zeros(len(table.written))
+        for u, x in weights.items():
+            w[u] = x
+        return np.round(np.asarray(rel_m.T @ w).ravel(), _DECIMALS)
+
+    # ------------------------------------------------------------ ranking
+
+    def rank(self, sub: Subscription, *, skip: Collection[str] = frozenset()) -> list[ScoredPaper]:
+        """Every paper passing the inclusion rule and not in ``skip``, best first."""
+        return self.rank_many([sub], {sub.id: skip})[sub.id]
+
+    def rank_many(
+        self,
+        subs: Iterable[Subscription],
+        skip_by_sub: Mapping[str, Collection[str]] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> dict[str, list[ScoredPaper]]:
+        """Rank many subscribers at once (vectorised). ``limit`` caps how many ScoredPaper objects
+        are built per subscriber (the ordering is the same); None builds them all."""
+        subs = list(subs)
+        skip_by_sub = skip_by_sub or {}
+        order = self.score_many(subs, skip_by_sub)
+        return {
+            sub.id: self._materialise(sub, papers, rel, limit)
+            for sub, (papers, rel) in zip(subs, order)
+        }
+
+    def score_many(
+        self, subs: Sequence[Subscription], skip_by_sub: Mapping[str, Collection[str]]
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per subscriber: (paper positions passing, best first; their score without the
+        trending boost, or None for the trending digest)."""
+        table = _TermTable()
+        kw_rows, kw_cols, kw_w, ex_rows, ex_cols = [], [], [], [], []
+        for s, sub in enumerate(subs):
+            weights: dict[int, float] = {}
+            for kw in sub.keywords:
+                u = table.add(kw.term)
+                weights[u] = max(weights.get(u, kw.weight), kw.weight)
+            for u, w in weights.items():
+                kw_rows.append(s)
+                kw_cols.append(u)
+                kw_w.append(w)
+            for term in sub.exclude:
+                ex_rows.append(s)
+                ex_cols.append(table.add(term))
+        rel_m, title_m, body_m, any_m = self._term_matrices(table)
+        shape = (len(subs), len(table.written))
+        W = sp.csr_matrix((np.asarray(kw_w, float), (kw_rows, kw_cols)), shape=shape)
+        B = sp.csr_matrix((np.ones(len(kw_rows)), (kw_rows, kw_cols)), shape=shape)
+        E = sp.csr_matrix((np.ones(len(ex_rows)), (ex_rows, ex_cols)), shape=shape)
+        thr = np.array([DEFAULT_MIN_SCORE if s.min_score is None else s.min_score for s in subs])
+        skip_mask = self._skip_mask(subs, skip_by_sub)
+        result: list[tuple[np.ndarray, np.ndarray | None]] = []
+        ev_m = (2.0 * title_m + body_m).tocsr()  # evidence >= 2  <=>  a title hit or 2 body hits
+        for lo in range(0, len(subs), _CHUNK):
+            hi = min(lo + _CHUNK, len(subs))
+            chunk = subs[lo:hi]
+            # dense (chunk x papers) blocks: relevance, evidence, exclusions
+            rel = (W[lo:hi] @ rel_m).toarray()
+            lex_ok = rel >= thr[lo:hi, None] - 1e-6
+            lex_ok &= (B[lo:hi] @ ev_m).toarray() >= MIN_BODY_HITS
+            excluded = (E[lo:hi] @ any_m).toarray() > 0 if E[lo:hi].nnz else None
+            if self._semantic is not None:
+                blocked = np.broadcast_to(self.withdrawn, rel.shape).copy()
+                if excluded is not None:
+                    blocked |= excluded
+                if skip_mask is not None:
+                    blocked |= skip_mask[lo:hi]
+                title = (B[lo:hi] @ title_m).toarray() > 0
+                result += self._semantic_chunk(chunk, rel, lex_ok, title, blocked)
+                continue
+            rows, cols = np.nonzero(lex_ok)
+            keep = ~self.withdrawn[cols]
+            if excluded is not None:
+                keep &= ~excluded[rows, cols]
+            if skip_mask is not None:
+                keep &= ~skip_mask[rows + lo, cols]
+            rows, cols = rows[keep], cols[keep]
+            r = np.round(rel[rows, cols], _DECIMALS)  # so sums in any order agree
+            order = np.lexsort(
+                (self.key_rank[cols], -self.stamp[cols], -self.prior[cols], -(r + self.boost[cols]), rows)
+            )
+            rows, cols, r = rows[order], cols[order], r[order]
+            cuts = np.searchsorted(rows, np.arange(hi - lo + 1))
+            for k, sub in enumerate(chunk):
+                if sub.keywords:
+                    result.append((cols[cuts[k] : cuts[k + 1]], r[cuts[k] : cuts[k + 1]]))
+                else:
+                    blocked = self.withdrawn.copy()
+                    if excluded is not None:
+                        blocked |= excluded[k]
+                    if skip_mask is not None:
+                        blocked |= skip_mask[lo + k]
+                    result.append((self._trending(blocked), None))
+        return result
+
+    def _trending(self, blocked: np.ndarray) -> np.ndarray:
+        return self.trending_order[~blocked[self.trending_order]]
+
+    def _semantic_chunk(self, subs, rel, lex_ok, title, blocked):
+        """The semantic extra: its own inclusion rule and bonus, per subscriber."""
+        result: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for k, sub in enumerate(subs):
+            if not sub.keywords:
+                result.append((self._trending(blocked[k]), None))
+                continue
+            rel_k = np.round(rel[k], _DECIMALS)
+            ok, bonus = self._semantic.decide(sub, rel_k, lex_ok[k], title[k])
+            papers = np.flatnonzero(ok & ~blocked[k])
+            total = rel_k[papers] + bonus[papers]
+            order = np.lexsort(
+                (self.key_rank[papers], -self.stamp[papers], -self.prior[papers], -(total + self.boost[papers]))
+            )
+            result.append((papers[order], total[order]))
+        return result
+
+    def _skip_mask(
+        self, subs: Sequence[Subscription], skip_by_sub: Mapping[str, Collection[str]]
+    ) -> np.ndarray | None:
+        rows, cols = [], []
+        for s, sub in enumerate(subs):
+            for k in skip_by_sub.get(sub.id, ()):
+                for i in self.pos_of_key.get(k, ()):
+                    rows.append(s)
+                    cols.append(i)
+        if not rows:
+            return None
+        mask = np.zeros((len(subs), len(self.papers)), bool)
+        mask[rows, cols] = True
+        return mask
+
+    # ------------------------------------------------------------ results
+
+    def paper_matches(self, written: str, p: int) -> tuple[Match, ...]:
+        """One term's matches in one paper, one Match per field (cached across subscribers)."""
+        rows = self._rows.get(written)
+        if rows is None:
+            h = self.hits(written)
+            rows = {}
+            for r, q in enumerate(h.paper.tolist()):
+                rows.setdefault(q, []).append(r)
+            self._rows[written] = rows
+        if p not in rows:
+            return ()
+        cached = self._matches.get((written, p))
+        if cached is None:
+            h = self.hits(written)
+            cached = tuple(
+                Match(written, FIELDS[int(h.field[r])], int(h.count[r]), self.index.forms(h, r))
+                for r in rows[p]
+            )
+            self._matches[(written, p)] = cached
+        return cached
+
+    def _materialise(
+        self, sub: Subscription, papers: np.ndarray, rel: np.ndarray | None, limit: int | None
+    ) -> list[ScoredPaper]:
+        if limit is not None:
+            papers = papers[:limit]
+        out = []
+        if rel is None:
+            for p in papers.tolist():
+                paper = self.papers[p]
+                out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper)))
+            return out
+        weights: dict[str, float] = {}
+        for kw in sub.keywords:
+            weights[kw.term] = max(weights.get(kw.term, kw.weight), kw.weight)
+        for p, r in zip(papers.tolist(), rel.tolist()):
+            paper = self.papers[p]
+            by_term: dict[str, list[Match]] = {}
+            strength: dict[str, float] = {}
+            for term, w in weights.items():
+                ms = self.paper_matches(term, p)
+                if ms:
+                    by_term[term] = list(ms)
+                    strength[term] = w * sum(
+                        _FW[m.field] * (1.0 + math.log(m.count)) for m in ms
+                    )
+            if self._semantic is not None:
+                self._semantic.add_matches(sub, p, by_term, strength)
+            ordered = sorted(by_term, key=lambda t: -strength[t])
+            matches = tuple(m for t in by_term for m in by_term[t])
+            score = float(r + self.boost[p])
+            out.append(ScoredPaper(paper, score, matches, why_line(ordered, by_term, paper)))
+        return out
+
+
+def rank(
+    papers: Sequence[Paper],
+    sub: Subscription,
+    *,
+    now: dt.datetime,
+    skip: Collection[str] = frozenset(),
+    semantic: bool = False,
+) -> list[ScoredPaper]:
+    """Convenience: ``Ranker(papers, now=now).rank(sub, skip=skip)``."""
+    return Ranker(papers, now=now, semantic=semantic).rank(sub, skip=skip)
