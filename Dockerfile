@@ -1,6 +1,8 @@
 # digest: `digest run` (scheduler + /healthz, /metrics, one-click unsubscribe on :8080).
 #   docker build -t digest .
-#   docker run -d -p 8080:8080 -v digest-data:/data -v "$PWD/config:/app/config:ro" digest
+#   docker run -d --name digest -p 8080:8080 --stop-timeout 130 \
+#     -v digest-data:/data -v "$PWD/config:/app/config:ro" digest
+# See docs/service.md (secrets, PostgreSQL, an SMTP relay, compose).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -36,8 +38,14 @@ VOLUME ["/data"]
 USER digest
 EXPOSE 8080
 
-# No curl in slim: ask /healthz with the standard library (proxies ignored; 503 -> unhealthy).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8080/healthz', timeout=4)"]
+# No curl in slim: ask /healthz with the standard library, on the port of DIGEST_LISTEN (proxies
+# ignored; a 503 or no answer -> exit 1 -> unhealthy).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; port = os.environ.get('DIGEST_LISTEN', ':8080').rpartition(':')[2]; u.build_opener(u.ProxyHandler({})).open(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
+# SIGTERM: start nothing new, finish the messages in flight (at most smtp.deadline, 120 s by
+# default, + 5 s), record them, exit 0. Give it that long: `docker run --stop-timeout 130`,
+# compose `stop_grace_period: 130s` (Docker's default is 10 s, then SIGKILL; a killed send is
+# resent at most once, with the same Message-ID).
+STOPSIGNAL SIGTERM
 CMD ["digest", "run"]

@@ -190,15 +190,24 @@ def _secret(settings: Settings, store: Store) -> bytes:
 
 @contextmanager
 def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Outcome], None]]:
-    """A progress bar over subscribers in a terminal; nothing otherwise (logs tell the story)."""
-    if not (enabled and sys.stderr.isatty() and total > 1):
-        yield lambda outcome: None
-        return
-    from rich.progress import Progress
+    """A progress bar over subscribers in a terminal; nothing otherwise (logs tell the story).
+    Records the wall time of the run in ``_progress.seconds`` for :func:`_print_outcomes`."""
+    import time
 
-    with Progress(transient=True, console=_stderr_console()) as progress:
-        task = progress.add_task("sending", total=total)
-        yield lambda outcome: progress.advance(task)
+    started = time.monotonic()
+    _progress.seconds = None  # type: ignore[attr-defined]
+    try:
+        if not (enabled and sys.stderr.isatty() and total > 1):
+            yield lambda outcome: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=True, console=_stderr_console()) as progress:
+            task = progress.add_task("sending", total=total)
+            yield lambda outcome: progress.advance(task)
+    finally:
+        _progress.seconds = time.monotonic() - started  # type: ignore[attr-defined]
 
 
 def _stderr_console() -> Any:
@@ -208,6 +217,10 @@ def _stderr_console() -> Any:
 
 
 def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
+    """One line per subscriber on stdout, then a summary on stderr:
+    `5 subscribers: 3 sent, 1 skipped (1 paused), 1 failed in 2.1 s (1.4 messages/s)`."""
+    seconds = getattr(_progress, "seconds", None)
+    _progress.seconds = None  # type: ignore[attr-defined]
     if as_json:
         click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
         return
@@ -224,8 +237,22 @@ def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    click.echo(f"{len(outcomes)} subscribers: {summary or 'none'}", err=True)
+    sent, dry, failed = counts.get("sent", 0), counts.get("dry-run", 0), counts.get("failed", 0)
+    skipped = {k.removeprefix("skipped-"): n for k, n in sorted(counts.items()) if k.startswith("skipped-")}
+    parts = [f"{dry} dry-run"] if dry else []
+    if sent or not dry:
+        parts.append(f"{sent} sent")
+    n_skipped = sum(skipped.values())
+    detail = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
+    parts.append(f"{n_skipped} skipped" + (f" ({detail})" if detail else ""))
+    parts.append(f"{failed} failed")
+    if counts.get("already-sent"):
+        parts.append(f"{counts['already-sent']} already sent")
+    summary = f"{len(outcomes)} subscribers: {', '.join(parts)}"
+    if seconds is not None:
+        rate = (sent + dry) / seconds if seconds > 0 else 0.0
+        summary += f" in {seconds:.1f} s ({rate:.1f} messages/s)"
+    click.echo(summary, err=True)
 
 
 def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:
@@ -390,12 +417,20 @@ def _one_subscription(settings: Settings, user: str) -> Subscription:
 
 
 @cli.command()
-@click.pass_obj
-def run(app: App) -> None:
+@click.pass_context
+def run(ctx: click.Context) -> None:
     """Run the service: each edition at the reader's local send_at, plus /healthz, /metrics and
-    the unsubscribe endpoint on `listen`. Stops cleanly on SIGTERM or SIGINT."""
+    the unsubscribe endpoint on `listen`. Stops cleanly on SIGTERM or SIGINT; SIGHUP re-reads
+    the subscription folder. Logs at info level unless --log-level or DIGEST_LOG_LEVEL says
+    otherwise (a service should say what it sent)."""
+    from click.core import ParameterSource
+
     from digest.service import Service
 
+    app: App = ctx.obj
+    if ctx.parent is not None and ctx.parent.get_parameter_source("log_level") in (ParameterSource.DEFAULT, None):
+        app.log_level = "info"
+        setup_logging(app.log_level)
     with _edge():
         settings = app.settings()
         if not settings.sources:

@@ -8,7 +8,11 @@
 - On start, and after any downtime, the newest edition due within `catch_up` is sent once;
   older ones are logged as missed, never sent late in a burst.
 - Subscription files are re-read every `rescan_interval` seconds and on SIGHUP. A file that
-  becomes invalid is logged with path and line, and that reader keeps their last valid version.
+  becomes invalid is logged with path and line (once per change, not at every rescan), and that
+  reader keeps their last valid version until the file is fixed; a new file is picked up and
+  armed at the next rescan.
+- A timer that fires later than `catch_up` (the host was suspended, the loop was stuck) is
+  logged as missed and re-armed for the next edition; it is never lost.
 - Editions left `pending` by a temporary failure are retried every few minutes until they are
   older than `edition_max_age`, then marked expired.
 - SIGTERM/SIGINT: start nothing new, let messages in flight finish (bounded by the SMTP
@@ -24,11 +28,13 @@ import signal
 import time
 from collections.abc import Callable
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from digest.config import Settings, load_subscriptions
 from digest.deliver import Mailer
+from digest.errors import ConfigError
 from digest.metrics import Metrics
 from digest.models import Paper, Subscription
 from digest.pipeline import Delivery, Outcome, gather, send_editions
@@ -75,6 +81,7 @@ class Service:
         self.renderer = Renderer()
         self.worker = worker_id()
         self.subs: dict[str, Subscription] = {}
+        self.invalid: dict[str, tuple[str, ...]] = {}  # id -> problems of its broken file, as logged
         self.queue: dict[str, dt.date] = {}
         self.stopping = asyncio.Event()
         self.delivery_stop = asyncio.Event()
@@ -88,7 +95,10 @@ class Service:
 
     async def run(self) -> None:
         host, port = parse_listen(self.settings.listen)
-        server = await start_server(self._app(), host, port)
+        try:
+            server = await start_server(self._app(), host, port)
+        except OSError as exc:
+            raise ConfigError(f"listen: cannot serve HTTP on {self.settings.listen}: {exc.strerror or exc}") from None
         self.port = server.port
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,8 +107,13 @@ class Service:
         try:
             self.reload()
             self.catch_up()
-            self.scheduler.add_job(self.reload, "interval", seconds=self.settings.rescan_interval, id="_rescan")
-            self.scheduler.add_job(self.retry_pending, "interval", seconds=self.retry_interval, id="_retry")
+            # Coroutine jobs: APScheduler runs plain functions in a thread pool, but the store,
+            # the queue and the scheduler's own state belong to this event loop.
+            periodic = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+            self.scheduler.add_job(self._rescan_job, "interval", seconds=self.settings.rescan_interval,
+                                   id="_rescan", **periodic)
+            self.scheduler.add_job(self._retry_job, "interval", seconds=self.retry_interval, id="_retry", **periodic)
+            self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
             self.scheduler.start()
             log.info("service started", extra={"listen": f"{host}:{server.port}", "subscribers": len(self.subs)})
             await self.stopping.wait()
@@ -123,24 +138,44 @@ class Service:
             except TimeoutError:
                 log.warning("messages still in flight after %s s; their editions stay pending", grace)
                 self._drain.cancel()
+                await asyncio.gather(self._drain, return_exceptions=True)  # claims released before exit
         log.info("service stopped")
 
     # -- subscriptions -------------------------------------------------------------------
 
+    async def _rescan_job(self) -> None:
+        self.reload()
+
+    async def _retry_job(self) -> None:
+        self.retry_pending()
+
     def reload(self) -> None:
         """Re-read the subscription folder; (re)arm changed readers; drop removed ones."""
-        loaded = load_subscriptions(self.settings.subscriptions_dir, self.settings.source_names)
+        try:
+            loaded = load_subscriptions(self.settings.subscriptions_dir, self.settings.source_names)
+        except Exception:  # an unreadable folder must not stop the service: keep what we have
+            log.exception("could not re-read the subscription folder; keeping the current readers",
+                          extra={"path": str(self.settings.subscriptions_dir)})
+            return
         fresh = {s.id: s for s in loaded.subscriptions}
+        invalid: dict[str, tuple[str, ...]] = {}
         for sub_id, problems in loaded.invalid.items():
             kept = self.subs.get(sub_id)
-            for problem in problems:
-                log.error(
-                    "invalid subscription file%s",
-                    ": keeping the last valid version" if kept else "",
-                    extra={"problem": str(problem), "subscriber": sub_id},
-                )
+            invalid[sub_id] = tuple(str(p) for p in problems)
+            if invalid[sub_id] != self.invalid.get(sub_id):  # log each new problem once, not every rescan
+                for problem in problems:
+                    log.error(
+                        "invalid subscription file%s",
+                        ": keeping the last valid version" if kept else "; reader skipped until it is fixed",
+                        extra={"problem": str(problem), "path": problem.path, "line": problem.line,
+                               "subscriber": sub_id},
+                    )
             if kept is not None:
                 fresh[sub_id] = kept
+        for sub_id in set(self.invalid) - set(invalid):
+            if sub_id in fresh:
+                log.info("subscription file valid again", extra={"subscriber": sub_id})
+        self.invalid = invalid
         for sub_id in set(self.subs) - set(fresh):
             log.info("subscription removed", extra={"subscriber": sub_id})
             self._unschedule(sub_id)
@@ -150,15 +185,18 @@ class Service:
                 self._arm(sub)
         self.subs = fresh
 
-    def _arm(self, sub: Subscription) -> None:
-        day, when = next_fire(sub, self.clock())
+    def _arm(self, sub: Subscription, *, after: dt.datetime | None = None) -> None:
+        """Schedule the reader's next edition strictly after now (and after ``after``: the
+        instant that just fired, so a timer that fires a hair early cannot fire twice)."""
+        now = self.clock()
+        day, when = next_fire(sub, max(now, after) if after is not None else now)
         self.scheduler.add_job(
             self._fire,
             DateTrigger(run_date=when, timezone=UTC),
             id=sub.id,
-            args=(sub.id, day),
+            args=(sub.id, day, when),
             replace_existing=True,
-            misfire_grace_time=int(self.settings.catch_up.total_seconds()),
+            misfire_grace_time=max(1, int(self.settings.catch_up.total_seconds())),
             coalesce=True,
         )
 
@@ -166,11 +204,24 @@ class Service:
         if self.scheduler.get_job(sub_id):
             self.scheduler.remove_job(sub_id)
 
-    async def _fire(self, sub_id: str, day: dt.date) -> None:
+    async def _fire(self, sub_id: str, day: dt.date, when: dt.datetime | None = None) -> None:
         sub = self.subs.get(sub_id)
         if sub is None:
             return
+        if when is not None:
+            late = (self.clock() - when).total_seconds()
+            log.info("edition due", extra={"subscriber": sub_id, "date": day.isoformat(),
+                                           "scheduled": when.isoformat(), "late_ms": round(late * 1000)})
         self.enqueue(sub_id, day)
+        self._arm(sub, after=when)
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        """A reader's timer fired more than `catch_up` late: log it, arm the next edition."""
+        sub = self.subs.get(event.job_id)
+        if sub is None or self.stopping.is_set():
+            return
+        log.warning("edition missed: the timer fired later than catch_up; not sent late",
+                    extra={"subscriber": sub.id, "scheduled": event.scheduled_run_time.isoformat()})
         self._arm(sub)
 
     def catch_up(self) -> None:
@@ -180,13 +231,22 @@ class Service:
         for sub in self.subs.values():
             due = due_edition(sub, now, catch_up=window)
             if due is not None:
+                log.info("edition due while the service was down: sending it now (catch-up)",
+                         extra={"subscriber": sub.id, "date": due[0].isoformat(), "scheduled": due[1].isoformat()})
                 self.enqueue(sub.id, due[0])
-            recent = {r.edition_date for r in self.store.editions(sub.id, limit=8)}
-            since = now - dt.timedelta(days=7)
+            # Look back to the reader's last recorded edition (at most a week), or one day for a
+            # reader with none yet, so a first start does not report a week of "missed" editions.
+            records = self.store.editions(sub.id, limit=8)
+            recent = {r.edition_date for r in records}
+            since = now - dt.timedelta(days=1)
+            if records:
+                last = fire_time(sub, max(recent))
+                since = max(now - dt.timedelta(days=7), min(last, now) if last else since)
             for day in missed_editions(sub, since, now, catch_up=window):
                 if day not in recent and (due is None or day != due[0]):
-                    log.warning("edition missed while the service was down; not sent late",
-                                extra={"subscriber": sub.id, "date": day.isoformat()})
+                    log.warning("edition missed while the service was down: older than catch_up, not sent late",
+                                extra={"subscriber": sub.id, "date": day.isoformat(),
+                                       "catch_up_s": window.total_seconds()})
 
     def retry_pending(self) -> None:
         """Re-queue editions a temporary failure left pending; expire those past edition_max_age."""
@@ -217,6 +277,7 @@ class Service:
         await asyncio.sleep(self.batch_delay)  # let editions due at the same instant batch up
         while self.queue and not self.delivery_stop.is_set():
             batch, self.queue = self.queue, {}
+            self.metrics.editions_pending.set(len(batch))  # still pending until sent or skipped
             subs = [self.subs[s] for s in batch if s in self.subs]
             try:
                 await self._send(subs, batch)
@@ -273,15 +334,14 @@ class Service:
         return make_app(
             secret=self.secret,
             unsubscribe=self._unsubscribe,
-            is_known=lambda sub_id: sub_id in self.subs,
+            is_known=lambda sub_id: sub_id in self.subs or sub_id in self.invalid,
             health=self.health,
             metrics=self.metrics,
         )
 
     def _unsubscribe(self, sub_id: str) -> bool:
+        # web.py counts digest_unsubscribes_total and logs the unsubscribe: not again here.
         self.store.unsubscribe(sub_id, now=self.clock())
-        self.metrics.unsubscribes.inc()
-        log.info("unsubscribed", extra={"subscriber": sub_id})
         return True
 
     def health(self) -> dict[str, object]:

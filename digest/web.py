@@ -184,7 +184,7 @@ async def _unsubscribe_post(request: web.Request) -> web.Response:
     if done is False:  # the store says no such subscriber: same answer as a forged token
         return _html(INVALID_PAGE, 400)
     request.app[_METRICS_KEY].unsubscribes.inc()
-    log.info("unsubscribed %s via web", subscriber_id)
+    log.info("unsubscribed via web", extra={"subscriber": subscriber_id})
     return _html(DONE_PAGE)
 
 
@@ -218,13 +218,18 @@ def make_app(
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
-    """Access log lines without the unsubscribe token (it is a credential)."""
+    """Access log lines without the unsubscribe token (it is a credential). Probes of
+    ``/healthz`` and ``/metrics`` (every few seconds) are logged at debug level only."""
+
+    _PROBES = ("/healthz", "/metrics")
 
     def log(self, request: Any, response: Any, time: float) -> None:
         path = request.path
         if path.startswith("/unsubscribe/"):
             path = "/unsubscribe/<redacted>"
-        self.logger.info(
+        level = logging.DEBUG if path in self._PROBES and response.status < 500 else logging.INFO
+        self.logger.log(
+            level,
             '%s "%s %s" %s %.1fms', request.remote, request.method, path, response.status,
             time * 1000,
         )

@@ -142,3 +142,20 @@ def test_an_address_that_needs_smtputf8_is_refused_up_front(tmp_path: Path) -> N
     write(tmp_path, "j.yaml", "email: jöse@example.org\n")
     loaded = load_subscriptions(tmp_path)
     assert loaded.subscriptions == [] and loaded.problems[0].field == "email"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("12h", dt.timedelta(hours=12)), ("10m", dt.timedelta(minutes=10)), ("90s", dt.timedelta(seconds=90)),
+    ("1h30m", dt.timedelta(minutes=90)), ("2d", dt.timedelta(days=2)), ("PT20H", dt.timedelta(hours=20)),
+    ("60", dt.timedelta(seconds=60)),
+])
+def test_durations_read_as_people_write_them(tmp_path: Path, text: str, expected: dt.timedelta) -> None:
+    config = write(tmp_path, "digest.yaml", f"catch_up: '{text}'\n")
+    assert load_settings(config).catch_up == expected
+
+
+def test_a_nonsense_duration_is_an_error_on_its_line(tmp_path: Path) -> None:
+    config = write(tmp_path, "digest.yaml", "sender: x\ncatch_up: soon\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert (caught.value.problems[0].line, caught.value.problems[0].field) == (2, "catch_up")

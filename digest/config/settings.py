@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from digest.models import SourceSpec
 __all__ = ["Settings", "SmtpSettings", "SourceSettings", "load_settings", "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path("config/digest.yaml")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
 ENV_PREFIX = "DIGEST_"
 
 
@@ -83,6 +85,19 @@ class Settings(BaseSettings):
     rescan_interval: float = Field(30.0, gt=0)  # seconds between re-reads of subscriptions_dir
     semantic: bool = False  # semantic matching (needs `pip install 'digest[semantic]'`)
     log_format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("catch_up", "edition_max_age", "claim_lease", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        """Also accept `90s`, `10m`, `12h`, `2d` (and `1h30m`)."""
+        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+            return dt.timedelta(seconds=float(value))
+        if isinstance(value, str):
+            match = _DURATION.fullmatch(value.strip().lower())
+            if match and any(match.groups()):
+                d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+                return dt.timedelta(days=d, hours=h, minutes=m, seconds=s)
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -1,0 +1,229 @@
+"""The email HTML and the unsubscribe confirmation page in a real headless Chromium, at a phone
+width (375 px) and a desktop mail-pane width (800 px): nothing overflows horizontally, and the
+confirmation page's button really unsubscribes.
+
+Needs Debian's `chromium` and `chromium-driver` (never a downloaded browser) and the `selenium`
+package; skipped with the reason when they are missing. Screenshots go into the test's tmp dir
+(the path is printed; set DIGEST_SCREENSHOTS=DIR to keep them somewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.metrics import Metrics
+from digest.tokens import make_token
+from digest.web import RunningServer, make_app, start_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WIDTHS = (375, 800)
+SECRET = b"browser-test-secret"
+FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--hide-scrollbars",
+)
+
+# Every element whose box (or content) leaves the viewport on the left or right, unless an ancestor clips
+# or scrolls it (overflow hidden/auto/scroll), plus the document's own scroll width.
+OVERFLOW_JS = """
+const vw = window.innerWidth;
+const clipped = (el) => {
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if (o === 'hidden' || o === 'auto' || o === 'scroll' || o === 'clip') return true;
+  }
+  return false;
+};
+const wide = [];
+for (const el of document.querySelectorAll('body, body *')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  // the box, or its content when that spills out of the box (overflow: visible)
+  const right = Math.max(r.right, r.left + el.scrollWidth);
+  if ((right > vw + 0.5 || r.left < -0.5 || r.width > vw + 0.5) && !clipped(el)) {
+    wide.push(`${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''} [${Math.round(r.left)}, ${Math.round(right)}]`);
+  }
+}
+return {vw: vw, scrollWidth: document.documentElement.scrollWidth, bodyScrollWidth: document.body.scrollWidth, wide: wide};
+"""
+
+
+def _missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install selenium)"
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.access(path, os.X_OK):
+            return f"{path} not found (apt-get install -y {package})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        pytest.skip(f"no headless Chromium: {reason}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as ChromeService
+
+    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"digest-chromium-{os.getpid()}"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile}", "--window-size=800,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=ChromeService(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def set_width(driver: Any, width: int) -> None:
+    """Emulate a device `width` CSS px wide (mobile at phone widths: the viewport meta applies)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600,
+    })
+
+
+def screenshot(driver: Any, folder: Path, name: str) -> Path:
+    """A full-page PNG (beyond the viewport)."""
+    import base64
+
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1},
+    })
+    path = folder / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def assert_no_horizontal_overflow(driver: Any, what: str) -> None:
+    found = driver.execute_script(OVERFLOW_JS)
+    assert found["scrollWidth"] <= found["vw"], f"{what}: page scrolls sideways: {found}"
+    assert found["bodyScrollWidth"] <= found["vw"], f"{what}: body scrolls sideways: {found}"
+    assert not found["wide"], f"{what}: elements wider than the {found['vw']} px viewport: {found['wide'][:10]}"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ["DIGEST_SCREENSHOTS"]) if os.environ.get("DIGEST_SCREENSHOTS") else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture
+def previews(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The HTML of real digests: `digest send --dry-run` over the saved payloads."""
+    monkeypatch.chdir(project)
+    out = project / "preview"
+    result = CliRunner().invoke(cli, ["--config", "config/digest.yaml", "send", "--dry-run", "--date", "2025-10-09",
+                                      "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_email_html_fits_the_screen(browser: Any, previews: Path, shots: Path, width: int) -> None:
+    set_width(browser, width)
+    for page in sorted(previews.glob("*.html")):
+        browser.get(page.as_uri())
+        assert browser.execute_script("return window.innerWidth") == width
+        assert browser.find_elements("css selector", "a[href*='/unsubscribe/']"), f"{page.name}: no unsubscribe link"
+        assert_no_horizontal_overflow(browser, f"{page.name} at {width} px")
+        screenshot(browser, shots, f"email-{page.stem}-{width}")
+
+
+class WebServer:
+    """digest.web's app on a real loopback port, in a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.known = {"alice"}
+        self.unsubscribed: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: RunningServer | None = None
+
+    def start(self) -> WebServer:
+        app = make_app(
+            secret=SECRET,
+            unsubscribe=lambda sid: self.unsubscribed.append(sid) or True,
+            is_known=lambda sid: sid in self.known,
+            health=lambda: {"scheduler_running": True, "last_run": None, "next_run": None},
+            metrics=Metrics(),
+        )
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def web() -> Iterator[WebServer]:
+    server = WebServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_unsubscribe_page_fits_and_its_button_unsubscribes(browser: Any, web: WebServer, shots: Path, width: int) -> None:
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert web.server is not None
+    set_width(browser, width)
+    url = f"{web.server.url}/unsubscribe/{make_token('alice', SECRET)}"
+    browser.delete_all_cookies()
+    browser.get(url)
+    assert browser.title == "Unsubscribe"
+    assert web.unsubscribed == []  # showing the page changes nothing
+    assert_no_horizontal_overflow(browser, f"confirmation page at {width} px")
+    button = browser.find_element("css selector", "button[type=submit]")
+    assert button.text == "Unsubscribe" and button.size["width"] <= width
+    screenshot(browser, shots, f"unsubscribe-confirm-{width}")
+
+    button.click()
+    WebDriverWait(browser, 10).until(ec.title_is("Unsubscribed"))
+    assert "You are unsubscribed" in browser.find_element("css selector", "h1").text
+    assert web.unsubscribed == ["alice"]  # the callback (the store, in the service) recorded it
+    assert_no_horizontal_overflow(browser, f"done page at {width} px")
+    screenshot(browser, shots, f"unsubscribe-done-{width}")
+
+    browser.get(f"{web.server.url}/unsubscribe/{make_token('alice', b'forged')}")
+    assert browser.title == "Invalid link"
+    assert web.unsubscribed == ["alice"]
+
+
+def test_the_overflow_check_is_not_vacuous(browser: Any) -> None:
+    set_width(browser, 375)
+    browser.get("data:text/html,<meta name=viewport content='width=device-width'><body><div>ok</div>"
+                "<pre>" + "x" * 200 + "</pre></body>")
+    found = browser.execute_script(OVERFLOW_JS)
+    assert found["scrollWidth"] > 375 and any(w.startswith("pre") for w in found["wide"])
