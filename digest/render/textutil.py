@@ -44,11 +44,28 @@ _MONTHS_LONG = (
 )  # fmt: skip
 
 
+_TEX_QUOTES = re.compile(r"``(.*?)''", re.S)
+_TEX_STYLE = re.compile(r"\\(?:textit|textbf|emph|texttt|textsc|mathrm|text)\{([^{}]*)\}")
+_TEX_ESCAPES = {"\\%": "%", "\\&": "&", "\\_": "_", "\\#": "#"}
+
+
+def untex(text: str) -> str:
+    """The TeX that arXiv metadata carries outside math, as a reader would see it typeset:
+    ``quotes'' → “quotes”, \\emph{x} → x, \\% → %. Math ($…$) is left as written."""
+    if "`" not in text and "\\" not in text:
+        return text
+    text = _TEX_QUOTES.sub("\u201c\\1\u201d", text)
+    text = _TEX_STYLE.sub(r"\1", text)
+    for escaped, plain in _TEX_ESCAPES.items():
+        text = text.replace(escaped, plain)
+    return text
+
+
 def clean(value: object) -> str:
     """One line of display text: whitespace and control characters collapsed, ends stripped."""
     if not value:
         return ""
-    text = str(value)
+    text = untex(str(value))
     # Fast path: isprintable() is False for every control, separator and whitespace
     # character except the ASCII space, so such text needs at most a strip.
     if text.isprintable() and "  " not in text:
