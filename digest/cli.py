@@ -149,6 +149,7 @@ async def _send(
             worker=worker_id(),
             lease=settings.claim_lease,
             suspend_after=settings.suspend_after,
+            edition_max_age=settings.edition_max_age,
             sent_status="dry-run" if dry_run else "sent",
         )
         with _progress(len(subs), enabled=not as_json) as advance:

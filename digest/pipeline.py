@@ -4,6 +4,11 @@ It composes the stages and owns the order that makes delivery safe:
 
     claim the edition → render → the server accepts the message → mark sent + papers seen (one tx)
 
+The claim's lease runs on the real clock and is renewed while the message is in flight, so a slow
+send never loses its edition to another replica. An edition that already has a record (pending
+after a temporary failure, or abandoned by a dead worker) and is older than `edition_max_age` is
+expired instead of sent late.
+
 It is handed concrete objects (a Store, a Mailer, a Renderer) and never chooses them: the CLI
 does. A failure for one subscriber is recorded as that subscriber's outcome and never stops the
 others.
@@ -12,6 +17,7 @@ others.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -25,6 +31,7 @@ from digest.errors import DeliveryError, DigestError, Problem
 from digest.models import Edition, Paper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
 from digest.render import Renderer, build_message, message_id_for
+from digest.schedule import fire_time
 from digest.store import Store
 from digest.tokens import unsubscribe_url
 
@@ -80,6 +87,11 @@ class Delivery:
     sent_status: str = "sent"  # "dry-run" when the mailer only writes previews
     on_outcome: Callable[[Outcome], None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: start nothing new
+    # A pending edition (or one a dead worker held) whose due instant is older than this is
+    # expired, never sent late. None: no limit. A fresh edition is never expired.
+    edition_max_age: dt.timedelta | None = None
+    # The real clock, for claim leases: `now` of a run is its start, and a run can outlast a lease.
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
 
 
 def local_date(sub: Subscription, now: dt.datetime) -> dt.date:
@@ -171,14 +183,24 @@ async def _deliver_one(
     if delivery.stop.is_set():
         return Outcome(sub.id, "skipped-stopping", edition_date=day)
 
+    if record is not None and _too_old(sub, day, now, delivery.edition_max_age):
+        # A retry (pending after a temporary failure, or a dead worker's claim) past its max age.
+        if not store.claim(sub.id, day, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease):
+            return _claim_lost(store, sub.id, day)
+        reason = f"older than edition_max_age ({delivery.edition_max_age}); never sent late"
+        store.mark_expired(sub.id, day, reason=reason, now=now)
+        log.warning("edition expired", extra={"subscriber": sub.id, "date": day.isoformat(), "error": reason})
+        return Outcome(sub.id, "skipped-expired", record.paper_count or 0, record.message_id, day, error=reason)
+
     edition = plan(sub, ranker, seen=seen, papers=papers, edition_date=day)
     if not edition.papers and not sub.send_empty:
         return Outcome(sub.id, "skipped-empty", edition_date=day)
-    if not store.claim(sub.id, day, worker=delivery.worker, now=now, lease=delivery.lease):
-        return Outcome(sub.id, "already-sent", edition_date=day)
+    if not store.claim(sub.id, day, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease):
+        return _claim_lost(store, sub.id, day)
 
     link = unsubscribe_url(delivery.public_url, sub.id, delivery.secret)
     message_id = message_id_for(sub.id, day, delivery.sender)
+    keep = asyncio.create_task(_keep_claim(sub.id, day, delivery))  # a slow send outlives no lease
     try:
         rendered = delivery.renderer.render(edition, unsubscribe_url=link, now=now)
         message = build_message(
@@ -188,6 +210,7 @@ async def _deliver_one(
         receipt = await delivery.mailer.send(message)
         seconds = time.monotonic() - started
     except DeliveryError as exc:
+        keep.cancel()
         store.mark_failed(sub.id, day, error=str(exc), permanent=exc.permanent, now=now)
         if exc.permanent and store.permanent_failures_in_a_row(sub.id) >= delivery.suspend_after:
             store.suspend(sub.id, reason=str(exc), now=now)
@@ -198,8 +221,10 @@ async def _deliver_one(
         )
         return Outcome(sub.id, "failed", edition_date=day, error=str(exc), permanent=exc.permanent)
     except BaseException:
+        keep.cancel()
         store.release(sub.id, day, worker=delivery.worker)
         raise
+    keep.cancel()
     store.mark_sent(sub.id, day, message_id=message_id, paper_keys=edition.paper_keys, now=now)
     count = len(edition.paper_keys)  # shown and listed under "and N more"
     log.info(
@@ -214,6 +239,33 @@ async def _deliver_one(
         },
     )
     return Outcome(sub.id, delivery.sent_status, count, message_id, day, seconds=seconds)
+
+
+async def _keep_claim(sub_id: str, day: dt.date, delivery: Delivery) -> None:
+    """Renew the claim every third of the lease while this worker renders and sends."""
+    every = max(delivery.lease.total_seconds() / 3, 0.05)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            delivery.store.renew(sub_id, day, worker=delivery.worker, until=delivery.clock() + delivery.lease)
+        except DigestError as exc:  # the send goes on; at worst another worker may take over late
+            log.warning("claim not renewed", extra={"subscriber": sub_id, "error": str(exc)})
+
+
+def _too_old(sub: Subscription, day: dt.date, now: dt.datetime, max_age: dt.timedelta | None) -> bool:
+    """Whether the edition's scheduled local send time is more than `max_age` before `now`."""
+    if max_age is None:
+        return False
+    due = fire_time(sub, day) or fire_time(dataclasses.replace(sub, frequency="daily"), day)
+    return due is not None and due + max_age < now
+
+
+def _claim_lost(store: Store, sub_id: str, day: dt.date) -> Outcome:
+    """Another worker has the edition: it sent it already, or it is sending it right now."""
+    record = store.edition(sub_id, day)
+    if record is not None and record.status == "sent":
+        return Outcome(sub_id, "already-sent", record.paper_count or 0, record.message_id, day)
+    return Outcome(sub_id, "skipped-claimed", edition_date=day)
 
 
 def _skip_reason(sub: Subscription, state: dict) -> str | None:

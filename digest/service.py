@@ -299,6 +299,8 @@ class Service:
             worker=self.worker,
             lease=self.settings.claim_lease,
             suspend_after=self.settings.suspend_after,
+            edition_max_age=self.settings.edition_max_age,
+            clock=self.clock,
             on_outcome=self._count,
             stop=self.delivery_stop,
         )

@@ -115,6 +115,9 @@ class SmtpMailer:
                     await self._close(conn)
                     first = exc.recipients[0]
                     raise _classify(first) from None
+                except DeliveryError:  # ours (no STARTTLS): already says why; do not rewrap as retryable
+                    await self._close(conn)
+                    raise
                 except (TimeoutError, aiosmtplib.SMTPTimeoutError):
                     await self._close(conn)
                     raise TemporaryDeliveryError(
@@ -141,14 +144,15 @@ class SmtpMailer:
                 local_hostname=self.local_hostname,
             )
             await client.connect()
+            conn.client, conn.sent = client, 0  # from here a failure's _close() closes this socket
             if self.tls == "starttls":
+                await client.ehlo()  # connect() with start_tls=False sends no EHLO: no extensions known yet
                 if not client.supports_extension("starttls"):
                     client.close()
                     raise _NoStartTls(f"{self.host}:{self.port} does not offer STARTTLS; refusing to send in plaintext")
                 await client.starttls()
             if self._auth:
                 await client.login(*self._auth)
-            conn.client, conn.sent = client, 0
         return conn.client
 
     async def _close(self, conn: _Connection, *, polite: bool = False) -> None:
