@@ -115,7 +115,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subs", type=int, default=10_000)
     ap.add_argument("--papers", type=int, default=2_000)
-    ap.add_argument("--sample", type=int, default=40)
+    ap.add_argument("--sample", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)

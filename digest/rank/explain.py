@@ -9,7 +9,7 @@ from ..models import Match, Paper
 __all__ = ["why_line", "trending_why"]
 
 _MAX_TERMS = 3
-_FIELD_WORD = {"title": "title", "abstract": "abstract", "summary": "summary", "keywords": "keywords", "semantic": "meaning"}
+_FIELD_WORD = {"title": "title", "abstract": "abstract", "summary": "AI summary", "keywords": "AI keywords"}
 
 
 def _times(n: int) -> str:
@@ -17,8 +17,6 @@ def _times(n: int) -> str:
 
 
 def _describe(term: str, matches: Sequence[Match]) -> str:
-    if all(m.field == "semantic" for m in matches):
-        return f'is about "{term}" (similar wording)'
     fields = [m for m in matches if m.field != "semantic"]
     if len(fields) == 1:
         m = fields[0]
@@ -47,7 +45,7 @@ def why_line(ordered_terms: Sequence[str], by_term: dict[str, list[Match]], pape
             shown.append(f"{len(lexical) - _MAX_TERMS} more")
         parts.append("matches " + _join(shown))
     if semantic:
-        parts.append(f'is about "{semantic[0]}" (similar to papers that match it)')
+        parts.append(f'is about "{semantic[0]}" (semantic match)')
     line = "; ".join(parts)
     if paper.upvotes:
         line += f" · {paper.upvotes} upvotes"

@@ -2,6 +2,7 @@
 
     popularity = ln(1 + upvotes) + 0.5 * ln(1 + comments)
     freshness  = 2 ** (-age_days / 7)        age from `listed`, else `published`, to `now`
+                                             (0.5 when the paper has neither)
     prior      = popularity * freshness      (0 for a paper nobody voted on or commented on)
 
 Readers with no keywords get every paper ordered by the prior, then by newest, then by key (so
@@ -53,7 +54,7 @@ def trending_prior(papers: Sequence[Paper], now: dt.datetime) -> tuple[np.ndarra
         )
         t = paper_time(paper)
         if t is None:
-            fresh = 0.5  # unknown age: as if two weeks old... but never below a dated old paper's order
+            fresh = 0.5  # unknown date: counted as a week old
         else:
             stamp[i] = t.timestamp()
             age = max((now - t).total_seconds() / 86400.0, 0.0)

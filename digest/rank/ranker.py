@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from ..models import Match, Paper, ScoredPaper, Subscription
 from .explain import trending_why, why_line
-from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, FIELDS, NF, PaperIndex, TermHits
+from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, FIELDS, PaperIndex, TermHits
 from .prior import boost, trending_prior
 from .terms import Term, compile_term
 
@@ -35,8 +35,19 @@ __all__ = ["Ranker", "rank", "DEFAULT_MIN_SCORE", "MIN_BODY_HITS"]
 _FW = dict(zip(FIELDS, FIELD_WEIGHTS.tolist()))
 DEFAULT_MIN_SCORE = 1.5
 _DECIMALS = 9
-_CHUNK = 1024  # subscribers per dense block (1024 x papers float64: 16 MB for 2,000 papers)
+_EPS = 1e-3  # evidence per matching term, so no stored product entry is 0
+_CHUNK = 4096  # subscribers per block of sparse products
 MIN_BODY_HITS = 2
+
+
+def keyword_weights(sub: Subscription) -> dict[str, float]:
+    """The reader's terms with their weights (the largest if a term repeats), in their order.
+    A weight of 0 or less switches a keyword off."""
+    weights: dict[str, float] = {}
+    for kw in sub.keywords:
+        if kw.weight > 0 and kw.term.strip():
+            weights[kw.term] = max(weights.get(kw.term, kw.weight), kw.weight)
+    return weights
 
 
 class _TermTable:
@@ -76,10 +87,12 @@ class Ranker:
             self.pos_of_key.setdefault(k, []).append(i)
         # trending order: prior, newest, key
         self.trending_order = np.lexsort((self.key_rank, -self.stamp, -self.prior))
+        self.tiebreak = np.empty(n, np.int64)  # position in the trending order: prior, newest, key
+        self.tiebreak[self.trending_order] = np.arange(n)
         self._compiled: dict[str, Term] = {}
         self._hits: dict[tuple, TermHits] = {}
         self._matches: dict[tuple[str, int], tuple[Match, ...]] = {}
-        self._rows: dict[str, dict[int, list[int]]] = {}
+        self._rows: dict[str, dict[int, tuple[int, int]]] = {}  # term -> paper -> (first row, rows)
         self._semantic = None
         if semantic:
             from .semantic import SemanticMatcher  # raises ConfigError without the extra
@@ -103,7 +116,10 @@ class Ranker:
         return h
 
     def _term_matrices(self, table: _TermTable) -> tuple[sp.csr_matrix, ...]:
-        """(relevance, title hits, body hits, any hit), each terms x papers."""
+        """(relevance, evidence, title hits, any hit), terms x papers, all with one structure.
+
+        evidence = 2 * title hits + body hits + _EPS (so ">= MIN_BODY_HITS" reads "a title hit or
+        enough body hits", and no stored entry is ever 0: products keep the same structure)."""
         shape = (len(table.written), len(self.papers))
         hits = [self.hits(w) for w in table.written]
         u = np.repeat(np.arange(len(hits)), [len(h.paper) for h in hits])
@@ -113,23 +129,20 @@ class Ranker:
         paper = np.concatenate([h.paper for h in hits])
         field = np.concatenate([h.field for h in hits])
         count = np.concatenate([h.count for h in hits]).astype(float)
-        rel = FIELD_WEIGHTS[field] * (1.0 + np.log(count))  # float64: exact sums
+        rel = FIELD_WEIGHTS[field] * (1.0 + np.log(count))
         title = np.where(field == F_TITLE, count, 0.0)
         body_field = (field == F_ABSTRACT) | (field == F_KEYWORDS)
         body_field |= (field == F_SUMMARY) & ~self.has_abstract[paper]
-        body = np.where(body_field, count, 0.0)
+        evidence = 2.0 * title + np.where(body_field, count, 0.0) + _EPS
         return tuple(
             sp.csr_matrix((d, (u, paper)), shape=shape)
-            for d in (rel, title, body, np.ones(len(u)))
+            for d in (rel, evidence, title, np.ones(len(u)))
         )
 
     def relevance(self, sub: Subscription) -> np.ndarray:
         """Relevance of every paper for ``sub`` (inclusion rule not applied; 0 = no keyword)."""
         table = _TermTable()
-        weights: dict[int, float] = {}
-        for kw in sub.keywords:
-            u = table.add(kw.term)
-            weights[u] = max(weights.get(u, kw.weight), kw.weight)
+        weights = {table.add(t): w for t, w in keyword_weights(sub).items()}
         rel_m = self._term_matrices(table)[0]
         w = np.zeros(len(table.written))
         for u, x in weights.items():
@@ -167,85 +180,83 @@ class Ranker:
         table = _TermTable()
         kw_rows, kw_cols, kw_w, ex_rows, ex_cols = [], [], [], [], []
         for s, sub in enumerate(subs):
-            weights: dict[int, float] = {}
-            for kw in sub.keywords:
-                u = table.add(kw.term)
-                weights[u] = max(weights.get(u, kw.weight), kw.weight)
-            for u, w in weights.items():
+            for term, w in keyword_weights(sub).items():
                 kw_rows.append(s)
-                kw_cols.append(u)
+                kw_cols.append(table.add(term))
                 kw_w.append(w)
             for term in sub.exclude:
                 ex_rows.append(s)
                 ex_cols.append(table.add(term))
-        rel_m, title_m, body_m, any_m = self._term_matrices(table)
+        rel_m, ev_m, title_m, any_m = self._term_matrices(table)
         shape = (len(subs), len(table.written))
         W = sp.csr_matrix((np.asarray(kw_w, float), (kw_rows, kw_cols)), shape=shape)
         B = sp.csr_matrix((np.ones(len(kw_rows)), (kw_rows, kw_cols)), shape=shape)
         E = sp.csr_matrix((np.ones(len(ex_rows)), (ex_rows, ex_cols)), shape=shape)
         thr = np.array([DEFAULT_MIN_SCORE if s.min_score is None else s.min_score for s in subs])
         skip_mask = self._skip_mask(subs, skip_by_sub)
+        n = len(self.papers)
         result: list[tuple[np.ndarray, np.ndarray | None]] = []
-        ev_m = (2.0 * title_m + body_m).tocsr()  # evidence >= 2  <=>  a title hit or 2 body hits
         for lo in range(0, len(subs), _CHUNK):
             hi = min(lo + _CHUNK, len(subs))
             chunk = subs[lo:hi]
-            # dense (chunk x papers) blocks: relevance, evidence, exclusions
-            rel = (W[lo:hi] @ rel_m).toarray()
-            lex_ok = rel >= thr[lo:hi, None] - 1e-6
-            lex_ok &= (B[lo:hi] @ ev_m).toarray() >= MIN_BODY_HITS
-            excluded = (E[lo:hi] @ any_m).toarray() > 0 if E[lo:hi].nnz else None
-            if self._semantic is not None:
-                blocked = np.broadcast_to(self.withdrawn, rel.shape).copy()
-                if excluded is not None:
-                    blocked |= excluded
-                if skip_mask is not None:
-                    blocked |= skip_mask[lo:hi]
-                title = (B[lo:hi] @ title_m).toarray() > 0
-                result += self._semantic_chunk(chunk, rel, lex_ok, title, blocked)
-                continue
-            rows, cols = np.nonzero(lex_ok)
-            keep = ~self.withdrawn[cols]
-            if excluded is not None:
-                keep &= ~excluded[rows, cols]
+            # Sparse (chunk x papers) products with one structure: the pairs some keyword hits.
+            rel_c = W[lo:hi] @ rel_m
+            ev_c = B[lo:hi] @ ev_m
+            if not (np.array_equal(rel_c.indptr, ev_c.indptr) and np.array_equal(rel_c.indices, ev_c.indices)):
+                ev_c = _align(ev_c, rel_c)  # never seen; kept for safety
+            rows = np.repeat(np.arange(hi - lo), np.diff(rel_c.indptr))
+            cols = rel_c.indices.astype(np.int64)
+            r = np.round(rel_c.data, _DECIMALS)  # so sums in any order agree
+            ok = (r >= thr[lo + rows] - 1e-6) & (ev_c.data >= MIN_BODY_HITS - 1e-6)
+            excl_c = E[lo:hi] @ any_m
+            blocked = self.withdrawn[cols].copy()
+            if excl_c.nnz:
+                blocked |= _pairs_in(rows, cols, excl_c, n)
             if skip_mask is not None:
-                keep &= ~skip_mask[rows + lo, cols]
-            rows, cols = rows[keep], cols[keep]
-            r = np.round(rel[rows, cols], _DECIMALS)  # so sums in any order agree
-            order = np.lexsort(
-                (self.key_rank[cols], -self.stamp[cols], -self.prior[cols], -(r + self.boost[cols]), rows)
-            )
+                blocked |= skip_mask[rows + lo, cols]
+            if self._semantic is not None:
+                title = _align(B[lo:hi] @ title_m, rel_c).data > 0
+                result += self._semantic_chunk(chunk, rows, cols, r, ok, title, excl_c, skip_mask, lo)
+                continue
+            keep = ok & ~blocked
+            rows, cols, r = rows[keep], cols[keep], r[keep]
+            order = np.lexsort((self.tiebreak[cols], -(r + self.boost[cols]), rows))
             rows, cols, r = rows[order], cols[order], r[order]
             cuts = np.searchsorted(rows, np.arange(hi - lo + 1))
             for k, sub in enumerate(chunk):
                 if sub.keywords:
                     result.append((cols[cuts[k] : cuts[k + 1]], r[cuts[k] : cuts[k + 1]]))
                 else:
-                    blocked = self.withdrawn.copy()
-                    if excluded is not None:
-                        blocked |= excluded[k]
-                    if skip_mask is not None:
-                        blocked |= skip_mask[lo + k]
-                    result.append((self._trending(blocked), None))
+                    result.append((self._trending(self._blocked_row(k, excl_c, skip_mask, lo)), None))
         return result
+
+    def _blocked_row(self, k: int, excl_c: sp.csr_matrix, skip_mask: np.ndarray | None, lo: int) -> np.ndarray:
+        blocked = self.withdrawn.copy()
+        blocked[excl_c.indices[excl_c.indptr[k] : excl_c.indptr[k + 1]]] = True
+        if skip_mask is not None:
+            blocked |= skip_mask[lo + k]
+        return blocked
 
     def _trending(self, blocked: np.ndarray) -> np.ndarray:
         return self.trending_order[~blocked[self.trending_order]]
 
-    def _semantic_chunk(self, subs, rel, lex_ok, title, blocked):
-        """The semantic extra: its own inclusion rule and bonus, per subscriber."""
+    def _semantic_chunk(self, subs, rows, cols, r, lex_ok, title, excl_c, skip_mask, lo):
+        """The semantic extra: its own inclusion rule and bonus, per subscriber (dense rows)."""
+        n = len(self.papers)
+        cuts = np.searchsorted(rows, np.arange(len(subs) + 1))
         result: list[tuple[np.ndarray, np.ndarray | None]] = []
         for k, sub in enumerate(subs):
+            blocked = self._blocked_row(k, excl_c, skip_mask, lo)
             if not sub.keywords:
-                result.append((self._trending(blocked[k]), None))
+                result.append((self._trending(blocked), None))
                 continue
-            rel_k = np.round(rel[k], _DECIMALS)
-            ok, bonus = self._semantic.decide(sub, rel_k, lex_ok[k], title[k])
-            papers = np.flatnonzero(ok & ~blocked[k])
-            total = rel_k[papers] + bonus[papers]
-            order = np.lexsort(
-                (self.key_rank[papers], -self.stamp[papers], -self.prior[papers], -(total + self.boost[papers]))
-            )
+            sl = slice(cuts[k], cuts[k + 1])
+            rel, ok_l, tit = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+            rel[cols[sl]], ok_l[cols[sl]], tit[cols[sl]] = r[sl], lex_ok[sl], title[sl]
+            ok, bonus = self._semantic.decide(sub, rel, ok_l, tit)
+            papers = np.flatnonzero(ok & ~blocked)
+            total = rel[papers] + bonus[papers]
+            order = np.lexsort((self.tiebreak[papers], -(total + self.boost[papers])))
             result.append((papers[order], total[order]))
         return result
 
@@ -271,10 +282,8 @@ class Ranker:
         rows = self._rows.get(written)
         if rows is None:
             h = self.hits(written)
-            rows = {}
-            for r, q in enumerate(h.paper.tolist()):
-                rows.setdefault(q, []).append(r)
-            self._rows[written] = rows
+            uniq, first, count = np.unique(h.paper, return_index=True, return_counts=True)
+            rows = self._rows[written] = dict(zip(uniq.tolist(), zip(first.tolist(), count.tolist())))
         if p not in rows:
             return ()
         cached = self._matches.get((written, p))
@@ -282,7 +291,7 @@ class Ranker:
             h = self.hits(written)
             cached = tuple(
                 Match(written, FIELDS[int(h.field[r])], int(h.count[r]), self.index.forms(h, r))
-                for r in rows[p]
+                for r in range(rows[p][0], rows[p][0] + rows[p][1])
             )
             self._matches[(written, p)] = cached
         return cached
@@ -298,9 +307,7 @@ class Ranker:
                 paper = self.papers[p]
                 out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper)))
             return out
-        weights: dict[str, float] = {}
-        for kw in sub.keywords:
-            weights[kw.term] = max(weights.get(kw.term, kw.weight), kw.weight)
+        weights = keyword_weights(sub)
         for p, r in zip(papers.tolist(), rel.tolist()):
             paper = self.papers[p]
             by_term: dict[str, list[Match]] = {}
@@ -319,6 +326,22 @@ class Ranker:
             score = float(r + self.boost[p])
             out.append(ScoredPaper(paper, score, matches, why_line(ordered, by_term, paper)))
         return out
+
+
+def _align(m: sp.csr_matrix, like: sp.csr_matrix) -> sp.csr_matrix:
+    """``m``'s values on ``like``'s structure (0 where ``m`` has no entry)."""
+    out = like.copy()
+    out.data = np.asarray(m[like.nonzero()]).ravel() if like.nnz else out.data
+    return out
+
+
+def _pairs_in(rows: np.ndarray, cols: np.ndarray, m: sp.csr_matrix, n: int) -> np.ndarray:
+    """Mask of the (row, col) pairs that are stored entries of ``m``."""
+    m = m.tocoo()
+    have = np.sort(m.row.astype(np.int64) * n + m.col)
+    want = rows * n + cols
+    idx = np.minimum(np.searchsorted(have, want), len(have) - 1)
+    return have[idx] == want
 
 
 def rank(

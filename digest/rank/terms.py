@@ -84,7 +84,12 @@ def find_runs(tokens: Sequence[Token], term: Term) -> list[tuple[int, int]]:
                 found.append((i, 1))
         return found
     n_tokens = len(tokens)
+    first = term.seq.split(" ", 1)[0]
     for i in range(n_tokens):
+        head = tokens[i]
+        # cheap test: could a run start here at all?
+        if head.stem != first and head.stem != term.join and not term.join.startswith(_glue([head.raw])):
+            continue
         # how far a run starting here may reach
         reach = 1
         while reach < max(term.n, MAX_JOIN) and i + reach < n_tokens and tokens[i + reach - 1].joins_next:
