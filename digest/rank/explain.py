@@ -46,10 +46,8 @@ def why_line(ordered_terms: Sequence[str], by_term: dict[str, list[Match]], pape
         parts.append("matches " + _join(shown))
     if semantic:
         parts.append(f'is about "{semantic[0]}" (semantic match)')
-    line = "; ".join(parts)
-    if paper.upvotes:
-        line += f" · {paper.upvotes} upvotes"
-    return line
+    # Upvotes and comments are shown beside the paper already: the why is about the reader's terms.
+    return "; ".join(parts)
 
 
 def trending_why(paper: Paper) -> str:
