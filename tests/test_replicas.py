@@ -77,8 +77,8 @@ def test_three_concurrent_senders_send_every_edition_exactly_once(
     rows = [statuses(out) for out, _ in outs]
     sent_by = Counter(user for r in rows for user, status in r.items() if status == "sent")
     assert sorted(sent_by) == ids and set(sent_by.values()) == {1}  # each edition won by one process
-    for r in rows:
-        assert set(r.values()) <= {"sent", "already-sent"}
+    for r in rows:  # a run that meets an edition another run is sending right now says so
+        assert set(r.values()) <= {"sent", "already-sent", "skipped-claimed"}
     got = copies_by_reader(server)
     assert sorted(got) == ids
     assert {len(v) for v in got.values()} == {1}  # exactly once, counted at the server
@@ -101,7 +101,16 @@ def test_a_replica_killed_mid_run_has_its_claims_taken_over_after_the_lease(
         procs.append(victim)
         others = [spawn_send(project) for _ in range(2)]
         procs += others
-        wait_for(lambda: len(server.handler.received) >= 30, 120)
+        def victim_claims() -> list[str]:
+            store = open_store(pg_url, read_only=True)
+            try:
+                return [u for u in ids if (r := store.edition(u, EDITION)) and r.status == "claimed"
+                        and (r.claimed_by or "").startswith("replica-b:")]
+            finally:
+                store.close()
+
+        # Kill it while it is sending (holding claims), not while it is still starting up.
+        assert wait_for(lambda: len(server.handler.received) >= 30 and victim_claims(), 120, step=0.05)
         wait_for(lambda: server.handler.unanswered > 0, 10, step=0.001)
         os.killpg(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()
