@@ -9,18 +9,20 @@ An edition (subscriber, local date) moves through these states:
     pending/claimed --mark_expired--> expired   (older than edition_max_age: never sent late)
 
 `mark_sent` records the edition as sent and its papers as seen in ONE transaction, and is only
-called after the SMTP server (or the Maildir) accepted the message.
+called after the SMTP server (or the Maildir) accepted the message. `mark_sent_many` does the same
+for several editions in one transaction (a group commit): every message it records was accepted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from digest.errors import ConfigError
 
-__all__ = ["Store", "EditionRecord", "SubscriberState", "open_store", "CLAIMABLE"]
+__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "open_store", "CLAIMABLE"]
 
 CLAIMABLE = ("pending",)  # plus "claimed" with an expired lease or a dead local owner
 
@@ -37,6 +39,16 @@ class EditionRecord:
     lease_until: dt.datetime | None
     paper_count: int | None
     updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentEdition:
+    """An edition whose message the server accepted: what `mark_sent_many` records."""
+
+    subscriber_id: str
+    edition_date: dt.date
+    message_id: str
+    paper_keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +82,17 @@ class Store(Protocol):
         """Take the edition for `worker`. False when it is sent, failed, expired or held by a live worker."""
         ...
 
+    def claim_many(
+        self, editions: Sequence[tuple[str, dt.date]], *, worker: str, now: dt.datetime, lease: dt.timedelta
+    ) -> list[bool]:
+        """`claim` for each (subscriber, date), in order: the same outcome as one `claim` call each."""
+        ...
+
     def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None: ...
+
+    def renew_many(self, editions: Sequence[tuple[str, dt.date]], *, worker: str, until: dt.datetime) -> None:
+        """`renew` for each (subscriber, date) this worker holds."""
+        ...
 
     def mark_sent(
         self,
@@ -81,6 +103,10 @@ class Store(Protocol):
         paper_keys: tuple[str, ...],
         now: dt.datetime,
     ) -> None: ...
+
+    def mark_sent_many(self, sent: Sequence[SentEdition], *, now: dt.datetime) -> None:
+        """`mark_sent` for every edition of `sent`, all in ONE transaction (all or none)."""
+        ...
 
     def mark_failed(
         self, subscriber_id: str, edition_date: dt.date, *, error: str, permanent: bool, now: dt.datetime

@@ -10,7 +10,8 @@ Same schema and semantics as the SQLite store (digest.store.sql). What differs:
   the edition is held, the same statement returns the holder; if that holder is a process of this host
   that no longer runs, a compare-and-set UPDATE (a second round trip, only then) takes it over.
 * `mark_sent` is one statement too (a data-modifying CTE): the edition becomes `sent` and its papers
-  `seen` atomically.
+  `seen` atomically; `mark_sent_many` runs that statement for each edition inside one transaction
+  (psycopg pipelines them: one round trip for the lot).
 * Migrations run inside a transaction holding `pg_advisory_xact_lock`, so replicas starting at once
   do not race on CREATE TABLE.
 * Read-only mode (`--dry-run`) sets the session read-only and never migrates, creates a secret or writes.
@@ -26,7 +27,7 @@ import datetime as dt
 import re
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -34,7 +35,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from digest.errors import StoreError
-from digest.store import EditionRecord, SubscriberState
+from digest.store import EditionRecord, SentEdition, SubscriberState
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
 __all__ = ["PostgresStore", "redact"]
@@ -317,15 +318,30 @@ class PostgresStore:
 
         return self._call(run)
 
+    def claim_many(
+        self, editions: Sequence[tuple[str, dt.date]], *, worker: str, now: dt.datetime, lease: dt.timedelta
+    ) -> list[bool]:
+        # One statement (one transaction) per edition, exactly as `claim`: a claim never waits on
+        # another replica's row locks for longer than one statement.
+        return [self.claim(s, d, worker=worker, now=now, lease=lease) for s, d in editions]
+
     def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None:
-        if self._write():
-            self._call(
-                lambda c, _: c.execute(
+        self.renew_many([(subscriber_id, edition_date)], worker=worker, until=until)
+
+    def renew_many(self, editions: Sequence[tuple[str, dt.date]], *, worker: str, until: dt.datetime) -> None:
+        if not self._write() or not editions:
+            return
+        rows = [(ts(until), s, d.isoformat(), worker) for s, d in editions]
+
+        def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
                     "UPDATE editions SET lease_until = %s WHERE subscriber_id = %s AND edition_date = %s "
                     "AND status = 'claimed' AND claimed_by = %s",
-                    (ts(until), subscriber_id, edition_date.isoformat(), worker),
+                    rows,
                 )
-            )
+
+        self._call(run)
 
     def mark_sent(
         self,
@@ -338,17 +354,21 @@ class PostgresStore:
     ) -> None:
         if not self._write():
             return
-        params = {
-            "sub": subscriber_id,
-            "day": edition_date.isoformat(),
-            "status": "sent",
-            "message_id": message_id,
-            "count": len(paper_keys),
-            "error": None,
-            "now": ts(now),
-            "keys": sorted(set(paper_keys)),  # sorted: concurrent inserts take index locks in one order
-        }
+        params = _sent_params(SentEdition(subscriber_id, edition_date, message_id, tuple(paper_keys)), ts(now))
         self._call(lambda c, _: c.execute(_MARK_SENT, params))
+
+    def mark_sent_many(self, sent: Sequence[SentEdition], *, now: dt.datetime) -> None:
+        if not self._write() or not sent:
+            return
+        at = ts(now)
+        # Sorted by subscriber: concurrent transactions take row locks in one order.
+        rows = [_sent_params(e, at) for e in sorted(sent, key=lambda e: (e.subscriber_id, e.edition_date))]
+
+        def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_MARK_SENT, rows)
+
+        self._call(run)
 
     def mark_failed(
         self, subscriber_id: str, edition_date: dt.date, *, error: str, permanent: bool, now: dt.datetime
@@ -476,6 +496,19 @@ class PostgresStore:
                 except psycopg.Error:
                     pass
                 self._conn = None
+
+
+def _sent_params(e: SentEdition, at: str) -> dict[str, Any]:
+    return {
+        "sub": e.subscriber_id,
+        "day": e.edition_date.isoformat(),
+        "status": "sent",
+        "message_id": e.message_id,
+        "count": len(e.paper_keys),
+        "error": None,
+        "now": at,
+        "keys": sorted(set(e.paper_keys)),  # sorted: concurrent inserts take index locks in one order
+    }
 
 
 def _state(row: dict[str, Any]) -> SubscriberState:

@@ -8,14 +8,16 @@ on this host is taken over at once instead of waiting for its lease to run out.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
 import socket
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.store import EditionRecord, SubscriberState
+from digest.store import EditionRecord, SentEdition, SubscriberState
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -36,6 +38,7 @@ class SqliteStore:
         self.path = path
         self.read_only = read_only
         self._ephemeral_secret: bytes | None = None
+        self._json: bool | None = None  # whether this SQLite has json_each (known after first use)
         try:
             if path is None:
                 self._db = sqlite3.connect(":memory:", isolation_level=None)
@@ -134,43 +137,59 @@ class SqliteStore:
         now: dt.datetime,
         lease: dt.timedelta,
     ) -> bool:
-        key = (subscriber_id, edition_date.isoformat())
+        return self.claim_many([(subscriber_id, edition_date)], worker=worker, now=now, lease=lease)[0]
+
+    def claim_many(
+        self, editions: Sequence[tuple[str, dt.date]], *, worker: str, now: dt.datetime, lease: dt.timedelta
+    ) -> list[bool]:
+        if not editions:
+            return []
         if not self._write():
-            current = self.edition(subscriber_id, edition_date)
-            return current is None or current.status in ("pending", "claimed")
-        with self._tx():
-            row = self._db.execute(
-                "SELECT status, claimed_by, lease_until FROM editions WHERE subscriber_id=? AND edition_date=?",
-                key,
-            ).fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT INTO editions(subscriber_id, edition_date, status, attempts, claimed_by, "
-                    "lease_until, created_at, updated_at) VALUES(?, ?, 'claimed', 1, ?, ?, ?, ?)",
-                    (*key, worker, ts(now + lease), ts(now), ts(now)),
-                )
-                return True
-            status, owner, lease_until = row
-            if status == "claimed":
-                expired = lease_until is None or parse_time(lease_until) <= now
-                if not (expired or owner_is_dead_here(owner)):
-                    return False
-            elif status != "pending":
-                return False
+            out = []
+            for subscriber_id, edition_date in editions:
+                current = self.edition(subscriber_id, edition_date)
+                out.append(current is None or current.status in ("pending", "claimed"))
+            return out
+        with self._tx():  # one write lock, one commit for the lot
+            return [self._claim_one((s, d.isoformat()), worker, now, lease) for s, d in editions]
+
+    def _claim_one(self, key: tuple[str, str], worker: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+        row = self._db.execute(
+            "SELECT status, claimed_by, lease_until FROM editions WHERE subscriber_id=? AND edition_date=?",
+            key,
+        ).fetchone()
+        if row is None:
             self._db.execute(
-                "UPDATE editions SET status='claimed', attempts=attempts+1, claimed_by=?, lease_until=?, "
-                "updated_at=? WHERE subscriber_id=? AND edition_date=?",
-                (worker, ts(now + lease), ts(now), *key),
+                "INSERT INTO editions(subscriber_id, edition_date, status, attempts, claimed_by, "
+                "lease_until, created_at, updated_at) VALUES(?, ?, 'claimed', 1, ?, ?, ?, ?)",
+                (*key, worker, ts(now + lease), ts(now), ts(now)),
             )
             return True
+        status, owner, lease_until = row
+        if status == "claimed":
+            expired = lease_until is None or parse_time(lease_until) <= now
+            if not (expired or owner_is_dead_here(owner)):
+                return False
+        elif status != "pending":
+            return False
+        self._db.execute(
+            "UPDATE editions SET status='claimed', attempts=attempts+1, claimed_by=?, lease_until=?, "
+            "updated_at=? WHERE subscriber_id=? AND edition_date=?",
+            (worker, ts(now + lease), ts(now), *key),
+        )
+        return True
 
     def renew(self, subscriber_id: str, edition_date: dt.date, *, worker: str, until: dt.datetime) -> None:
-        if self._write():
-            self._db.execute(
-                "UPDATE editions SET lease_until=? WHERE subscriber_id=? AND edition_date=? "
-                "AND status='claimed' AND claimed_by=?",
-                (ts(until), subscriber_id, edition_date.isoformat(), worker),
-            )
+        self.renew_many([(subscriber_id, edition_date)], worker=worker, until=until)
+
+    def renew_many(self, editions: Sequence[tuple[str, dt.date]], *, worker: str, until: dt.datetime) -> None:
+        if self._write() and editions:
+            with self._tx():
+                self._db.executemany(
+                    "UPDATE editions SET lease_until=? WHERE subscriber_id=? AND edition_date=? "
+                    "AND status='claimed' AND claimed_by=?",
+                    [(ts(until), s, d.isoformat(), worker) for s, d in editions],
+                )
 
     def mark_sent(
         self,
@@ -181,14 +200,40 @@ class SqliteStore:
         paper_keys: tuple[str, ...],
         now: dt.datetime,
     ) -> None:
-        if not self._write():
+        self.mark_sent_many([SentEdition(subscriber_id, edition_date, message_id, tuple(paper_keys))], now=now)
+
+    def mark_sent_many(self, sent: Sequence[SentEdition], *, now: dt.datetime) -> None:
+        if not self._write() or not sent:
             return
-        day = edition_date.isoformat()
+        at = ts(now)
         with self._tx():
-            self._upsert_status(subscriber_id, day, "sent", now, message_id=message_id, count=len(paper_keys))
+            for e in sent:
+                day = e.edition_date.isoformat()
+                self._upsert_status(e.subscriber_id, day, "sent", now, message_id=e.message_id, count=len(e.paper_keys))
+                self._insert_seen(e.subscriber_id, sorted(set(e.paper_keys)), day, at)
+
+    def _insert_seen(self, subscriber_id: str, keys: list[str], day: str, at: str) -> None:
+        """One edition's papers as seen. With JSON support, the rows are made inside SQLite from
+        one JSON array (binding 4 values per row from Python costs as much as inserting them);
+        sorted keys insert into the primary-key index in order. Same rows either way."""
+        if not keys:
+            return
+        if self._json is None:
+            try:
+                self._json = self._db.execute("SELECT json_valid('[]')").fetchone()[0] == 1
+            except sqlite3.Error:
+                self._json = False
+        payload = json.dumps(keys, ensure_ascii=False) if self._json else ""
+        if self._json and "\\u0000" not in payload:
+            self._db.execute(
+                "INSERT OR IGNORE INTO seen(subscriber_id, paper_key, edition_date, sent_at) "
+                "SELECT ?, value, ?, ? FROM json_each(?)",
+                (subscriber_id, day, at, payload),
+            )
+        else:
             self._db.executemany(
                 "INSERT OR IGNORE INTO seen(subscriber_id, paper_key, edition_date, sent_at) VALUES(?, ?, ?, ?)",
-                [(subscriber_id, key, day, ts(now)) for key in paper_keys],
+                [(subscriber_id, key, day, at) for key in keys],
             )
 
     def mark_failed(
