@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from digest.models import Edition, Paper, ScoredPaper, Subscription
 
@@ -20,8 +20,7 @@ from .textutil import (
     clean,
     day_month,
     github_url,
-    highlight_html,
-    highlight_pattern,
+    highlight_forms,
     long_date,
     safe_url,
     short_date,
@@ -171,7 +170,7 @@ def _parts(paper: Paper, year: int) -> _Parts:
 
 @functools.lru_cache(maxsize=16384)
 def _highlighted(text: str, forms: tuple[str, ...]) -> Markup:
-    return highlight_html(text, highlight_pattern(forms) if forms else None)
+    return highlight_forms(text, forms) if forms else escape(text)
 
 
 def _paper_view(number: int, sp: ScoredPaper, year: int) -> PaperView:

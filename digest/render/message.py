@@ -5,12 +5,13 @@ character references (``&#233;``) and goes as 7bit; the plain text goes as quote
 (7bit if it is ASCII). A part with a line over 998 bytes, a NUL or a bare CR goes as QP.
 
 Efficiency (the plain stdlib path, set_content + generator, costs ~3 ms a message):
-  * the headers are an EmailMessage under the SMTP policy, with every value set raw and
-    already folded: From, To, Subject and List-Id by headers.py (RFC 2047; the registry's
-    folder is slow and loses spaces between encoded words), the rest built here from
-    validated parts;
+  * every header value is already folded: From, To, Subject and List-Id by headers.py (RFC 2047;
+    the registry's folder is slow and loses spaces between encoded words), the rest built here
+    from validated parts; the header block is written here exactly as the email package's
+    generator writes raw values under the SMTP policy (``POLICY``), and checked the way it checks
+    them (no line break that is not a fold);
   * the body parts are encoded by C code (``str.encode``, ``binascii.b2a_qp``) and joined
-    into the multipart body here; the generator writes that string as it is;
+    into the multipart body here;
   * the boundary is derived from the Message-ID (one edition, the same bytes) and checked
     against the bodies.
 
@@ -28,7 +29,6 @@ import re
 from email import policy as email_policy
 from email.errors import HeaderParseError, MessageError
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 
 from digest.errors import RenderError
@@ -47,21 +47,14 @@ POLICY = email_policy.SMTP.clone(refold_source="none")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no < > or space
 _LABEL_JUNK = re.compile(r"[^a-z0-9-]+")
+# In a header block: a CR or LF that is not part of CRLF, or a CRLF not followed by a fold (space
+# or tab) or by the next header name.
+_BAD_FOLD = re.compile(r"\r(?!\n)|(?<!\r)\n|\r\n(?![ \t]|[!-9;-~]+: |$)")
 # dot-atom local part @ LDH domain with a dot: needs no quoting and no IDNA
 _SIMPLE_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
-
-
-class _Multipart(EmailMessage):
-    """An EmailMessage whose body is a ready multipart string (set by build_message).
-
-    Its Content-Type is set raw, so the generator's dispatch need not parse it back.
-    """
-
-    def get_content_type(self) -> str:
-        return "multipart/alternative"
 
 
 # ---- addresses ---------------------------------------------------------------------------
@@ -190,27 +183,28 @@ def build_message(
 
     parts = [_encode_part(rendered.text, "plain"), _encode_part(rendered.html, "html")]
     boundary, body = _multipart_body(message_id, parts)
-    msg = _Multipart(policy=POLICY)
-    try:
-        # Raw values are folded by headers.py or built from validated parts: none can hold a
-        # CR or LF that is not a folding break.
-        msg.set_raw("From", from_value)
-        msg.set_raw("To", fold_mailbox("To", to.display_name, to.addr_spec))
-        msg.set_raw("Subject", fold_subject(clean(rendered.subject) or "Paper digest"))
-        msg.set_raw("Date", format_datetime(date))
-        msg.set_raw("Message-ID", message_id)
-        msg.set_raw("MIME-Version", "1.0")
-        msg.set_raw("List-Unsubscribe", f"<{url}>")
-        msg.set_raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-        msg.set_raw("List-Id", list_id_value)
-        msg.set_raw("Auto-Submitted", "auto-generated")
-        msg.set_raw("X-Auto-Response-Suppress", "All")
-        msg.set_raw("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"')
-        # A str payload on a multipart is written verbatim by the generator.
-        msg.set_payload(body)
-        data = msg.as_bytes(policy=POLICY)
-    except (ValueError, TypeError, MessageError) as exc:
-        raise RenderError(f"cannot build the message for {sub.id}: {exc}") from exc
+    # Raw values are folded by headers.py or built from validated parts: none can hold a CR or LF
+    # that is not a folding break (checked below, as the email package's generator would).
+    headers = (
+        ("From", from_value),
+        ("To", fold_mailbox("To", to.display_name, to.addr_spec)),
+        ("Subject", fold_subject(clean(rendered.subject) or "Paper digest")),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        ("List-Unsubscribe", f"<{url}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("List-Id", list_id_value),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'),
+    )
+    # What EmailMessage.set_raw + as_bytes(policy=POLICY) write for these values (each header
+    # "Name: value" + CRLF, as set; a blank line; the str payload verbatim), without the generator.
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    if _BAD_FOLD.search(head) or not head.isascii():
+        raise RenderError(f"cannot build the message for {sub.id}: a header would hold a line break or non-ASCII")
+    data = (head + "\r\n" + body).encode("ascii")
     return OutgoingMessage(
         subscriber_id=sub.id,
         edition_date=edition.date,

@@ -20,6 +20,7 @@ __all__ = [
     "github_url",
     "highlight_pattern",
     "highlight_html",
+    "highlight_forms",
     "wrap",
     "short_date",
     "long_date",
@@ -154,6 +155,48 @@ def highlight_html(text: str, pattern: re.Pattern[str] | None) -> Markup:
         pos = m.end()
     if not out:
         return escape(text)
+    out.append(escape(text[pos:]))
+    return Markup("".join(out))
+
+
+@functools.lru_cache(maxsize=8192)
+def _form_re(form: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)")
+
+
+def highlight_forms(text: str, forms: Iterable[str]) -> Markup:
+    """``highlight_html(text, highlight_pattern(forms))``, without compiling a pattern for each
+    combination of forms (readers' combinations rarely repeat; each form does).
+
+    The same matches: scanning left to right, at each position the longest form that occurs there
+    at word boundaries is marked, and the scan goes on after it; a position no form starts at is
+    skipped. Here every form's occurrences (overlapping ones too) are found with its own cached
+    pattern, then that scan is replayed over them.
+    """
+    cleaned = {clean(f) for f in forms}
+    cleaned.discard("")
+    spans: list[tuple[int, int]] = []
+    for form in cleaned:
+        if form not in text:
+            continue
+        pattern, pos = _form_re(form), 0
+        while (m := pattern.search(text, pos)) is not None:
+            spans.append((m.start(), -m.end()))
+            pos = m.start() + 1
+    if not spans:
+        return escape(text)
+    spans.sort()  # by start, longest first
+    out: list[str] = []
+    pos = 0
+    for start, neg_end in spans:
+        if start < pos:
+            continue
+        end = -neg_end
+        out.append(escape(text[pos:start]))
+        out.append(MARK_OPEN)
+        out.append(escape(text[start:end]))
+        out.append(_MARK_CLOSE)
+        pos = end
     out.append(escape(text[pos:]))
     return Markup("".join(out))
 
