@@ -10,12 +10,17 @@
   a server that trickles its replies would otherwise hold a connection for ever.
 - `tls="starttls"` requires STARTTLS: a server that does not offer it is an error, never a silent
   downgrade to plaintext (and no AUTH in the clear).
+- The mail transaction (MAIL, RCPT, DATA) is driven here with aiosmtplib's command API rather than
+  `sendmail`: our messages already have CRLF line ends, so the payload is only dot-stuffed (two C
+  `bytes` operations) instead of going through sendmail's three regular-expression passes over the
+  whole message (~1 ms of CPU per 30 KB message). Same replies, same errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import aiosmtplib
@@ -100,9 +105,7 @@ class SmtpMailer:
                 try:
                     async with asyncio.timeout(self.deadline):
                         client = await self._ready(conn)
-                        _, reply = await client.sendmail(
-                            message.sender, [message.recipient], message.data
-                        )
+                        reply = await self._transaction(client, message)
                     conn.sent += 1
                     return reply
                 except aiosmtplib.SMTPResponseException as exc:
@@ -155,6 +158,39 @@ class SmtpMailer:
                 await client.login(*self._auth)
         return conn.client
 
+    async def _transaction(self, client: aiosmtplib.SMTP, message: OutgoingMessage) -> str:
+        """MAIL, RCPT, DATA for one message; the server's final reply. A reply that is not the
+        expected one raises SMTPResponseException with its code, as `sendmail` would."""
+        protocol = client.protocol
+        if (
+            protocol is None
+            or not hasattr(protocol, "read_response")
+            or not _PLAIN_ADDRESS.fullmatch(message.sender)
+            or not _PLAIN_ADDRESS.fullmatch(message.recipient)
+        ):  # not a message build_message made: let aiosmtplib quote and normalise
+            _, reply = await client.sendmail(message.sender, [message.recipient], message.data)
+            return reply
+        if client.is_ehlo_or_helo_needed:
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
+        data = _normalised(message.data)
+        options = [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
+        for command, ok in (
+            ((b"MAIL", b"FROM:<" + message.sender.encode("ascii") + b">", *options), (250,)),
+            ((b"RCPT", b"TO:<" + message.recipient.encode("ascii") + b">"), (250, 251)),
+            ((b"DATA",), (354,)),
+        ):
+            response = await client.execute_command(*command)
+            if response.code not in ok:
+                raise aiosmtplib.SMTPResponseException(response.code, response.message)
+        protocol.write(_dot_stuffed(data) + b".\r\n")
+        response = await protocol.read_response(timeout=self.timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPResponseException(response.code, response.message)
+        return response.message
+
     async def _close(self, conn: _Connection, *, polite: bool = False) -> None:
         client, conn.client, conn.sent = conn.client, None, 0
         if client is None:
@@ -177,6 +213,24 @@ class SmtpMailer:
             self._next_start = max(now, self._next_start) + self._interval
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+_PLAIN_ADDRESS = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")  # printable ASCII, no < > or space
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+
+
+def _normalised(data: bytes) -> bytes:
+    """`data` with CRLF line ends only, ending with CRLF (what goes on the wire before stuffing)."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # a bare CR or LF: rare, slow path
+        data = _LINE_ENDS.sub(b"\r\n", data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """RFC 5321 4.5.2: a line that starts with "." gets another "."."""
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if data.startswith(b".") else data
 
 
 class _NoStartTls(TemporaryDeliveryError):
