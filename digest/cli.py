@@ -152,7 +152,7 @@ async def _send(
             edition_max_age=settings.edition_max_age,
             sent_status="dry-run" if dry_run else "sent",
         )
-        with _progress(len(subs), enabled=not as_json) as advance:
+        with _progress(len(subs), enabled=True) as advance:
             delivery.on_outcome = advance
             async with mailer:
                 outcomes += await send_editions(
@@ -190,23 +190,68 @@ def _secret(settings: Settings, store: Store) -> bytes:
 
 
 @contextmanager
-def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Outcome], None]]:
-    """A progress bar over subscribers in a terminal; nothing otherwise (logs tell the story).
+def _progress(total: int, *, enabled: bool, every: float = 5.0) -> Iterator[Callable[[Outcome], None]]:
+    """Progress over subscribers: a bar when stderr is a terminal, else a line on stderr every
+    `every` seconds (`sending: 4,100/10,000 (41%): 4,000 sent, 100 skipped, 0 failed; 512/s`).
     Records the wall time of the run in ``_progress.seconds`` for :func:`_print_outcomes`."""
     import time
 
     started = time.monotonic()
     _progress.seconds = None  # type: ignore[attr-defined]
-    try:
-        if not (enabled and sys.stderr.isatty() and total > 1):
-            yield lambda outcome: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    counts = {"done": 0, "sent": 0, "skipped": 0, "failed": 0}
 
-        columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=True, console=_stderr_console()) as progress:
-            task = progress.add_task("sending", total=total)
-            yield lambda outcome: progress.advance(task)
+    def count(outcome: Outcome) -> None:
+        counts["done"] += 1
+        if outcome.status in ("sent", "dry-run"):
+            counts["sent"] += 1
+        elif outcome.failed:
+            counts["failed"] += 1
+        else:
+            counts["skipped"] += 1
+
+    try:
+        if not enabled or total <= 1:
+            yield lambda outcome: None
+        elif sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                       TextColumn("{task.fields[rate]}"), TimeElapsedColumn())  # fmt: skip
+            with Progress(*columns, transient=True, console=_stderr_console()) as progress:
+                task = progress.add_task("sending", total=total, rate="")
+
+                def advance(outcome: Outcome) -> None:
+                    count(outcome)
+                    seconds = time.monotonic() - started
+                    rate = f"{counts['sent'] / seconds:,.0f}/s" if seconds > 0 else ""
+                    progress.update(task, advance=1, rate=rate)
+
+                yield advance
+        else:
+            last = [started]
+
+            def line(outcome: Outcome) -> None:
+                count(outcome)
+                now = time.monotonic()
+                if now - last[0] < every or counts["done"] == total:
+                    return
+                last[0] = now
+                seconds = now - started
+                click.echo(
+                    f"sending: {counts['done']:,}/{total:,} ({100 * counts['done'] // total}%): "
+                    f"{counts['sent']:,} sent, {counts['skipped']:,} skipped, {counts['failed']:,} failed; "
+                    f"{counts['sent'] / seconds:,.0f}/s, {seconds:.0f} s",
+                    err=True,
+                )
+
+            yield line
     finally:
         _progress.seconds = time.monotonic() - started  # type: ignore[attr-defined]
 
@@ -218,23 +263,24 @@ def _stderr_console() -> Any:
 
 
 def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
-    """One line per subscriber on stdout, then a summary on stderr:
-    `5 subscribers: 3 sent, 1 skipped (1 paused), 1 failed in 2.1 s (1.4 messages/s)`."""
+    """One line per subscriber on stdout (or the JSON document), then a summary on stderr:
+    `5 subscribers: 3 sent, 1 skipped (1 paused), 1 failed in 2.1 s (1.4 messages/s); mean message
+    31,412 bytes`."""
     seconds = getattr(_progress, "seconds", None)
     _progress.seconds = None  # type: ignore[attr-defined]
     if as_json:
         click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
-        return
-    width = max((len(o.user) for o in outcomes), default=4)
-    for o in outcomes:
-        line = f"{o.user:<{width}}  {o.status:<14} {o.papers:>3} papers"
-        if o.edition_date:
-            line += f"  {o.edition_date.isoformat()}"
-        if o.message_id:
-            line += f"  {o.message_id}"
-        if o.error:
-            line += f"  ({o.error})"
-        click.echo(line)
+    else:
+        width = max((len(o.user) for o in outcomes), default=4)
+        for o in outcomes:
+            line = f"{o.user:<{width}}  {o.status:<14} {o.papers:>3} papers"
+            if o.edition_date:
+                line += f"  {o.edition_date.isoformat()}"
+            if o.message_id:
+                line += f"  {o.message_id}"
+            if o.error:
+                line += f"  ({o.error})"
+            click.echo(line)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -253,6 +299,9 @@ def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
     if seconds is not None:
         rate = (sent + dry) / seconds if seconds > 0 else 0.0
         summary += f" in {seconds:.1f} s ({rate:.1f} messages/s)"
+    sizes = [o.size for o in outcomes if o.size]
+    if sizes:
+        summary += f"; mean message {sum(sizes) / len(sizes):,.0f} bytes"
     click.echo(summary, err=True)
 
 

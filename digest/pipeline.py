@@ -2,10 +2,12 @@
 
 It composes the stages and owns the order that makes delivery safe:
 
-    claim the edition → render → the server accepts the message → mark sent + papers seen (one tx)
+    rank + render → claim the edition → the server accepts the message → mark sent + papers seen (one tx)
 
-The claim's lease runs on the real clock and is renewed while the message is in flight, so a slow
-send never loses its edition to another replica. An edition that already has a record (pending
+Readers go through in chunks (editions.py builds a chunk's messages, in a helper process for large
+runs; dispatch.py sends them and records the accepted ones by group commit: each commit covers only
+messages the server already accepted). Claims' leases run on the real clock and are renewed while
+their messages wait and are in flight, so a slow send never loses its edition to another replica. An edition that already has a record (pending
 after a temporary failure, or abandoned by a dead worker) and is older than `edition_max_age` is
 expired instead of sent late.
 
@@ -17,27 +19,33 @@ others.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import logging
-import time
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from digest import sources as sources_stage
 from digest.deliver import Mailer
-from digest.errors import DeliveryError, DigestError, Problem
+from digest.dispatch import Dispatcher, Job
+from digest.editions import Builder, BuildProcess, Built, Item, build_in_process
+from digest.errors import DigestError, Problem
 from digest.models import Edition, Paper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
-from digest.render import Renderer, build_message, message_id_for
+from digest.render import Renderer
 from digest.schedule import fire_time
 from digest.store import Store
-from digest.tokens import unsubscribe_url
 
 __all__ = ["Outcome", "Delivery", "gather", "plan", "send_editions", "local_date"]
 
 log = logging.getLogger("digest.pipeline")
+
+CHUNK = 256  # readers built as one batch at most (ranked together)
+CHUNK_IN_PROCESS = 32  # smaller when this process builds: the senders wait while it ranks
+CLAIM_BATCH = 32  # claims to a transaction
+PROCESS_MIN = 2000  # readers in a run from which helper processes build the messages (below: ~1 s to gain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,7 @@ class Outcome:
     error: str | None = None
     permanent: bool = False  # a failure the server said not to retry (5xx)
     seconds: float | None = None  # time the mailer took to deliver
+    size: int | None = None  # bytes of the message delivered
 
     @property
     def failed(self) -> bool:
@@ -136,42 +145,165 @@ async def send_editions(
 
     The edition date is `edition_date` (one date, or one per subscriber id), else each
     subscriber's local date at `now`.
+
+    Readers go through in chunks: checked against the store, ranked, rendered and built as one
+    batch (in a helper process for large runs), claimed in one transaction, then handed to
+    `mailer.concurrency` senders; accepted messages are recorded by a group commit (dispatch.py).
     """
     ranker = Ranker(papers, now=now, semantic=semantic)
     state = delivery.store.subscribers()
     seen_by_sub = delivery.store.seen_many([s.id for s in subs])
-    limit = asyncio.Semaphore(max(1, delivery.mailer.concurrency) * 2)
     outcomes: list[Outcome] = [None] * len(subs)  # type: ignore[list-item]
 
-    async def one(index: int, sub: Subscription) -> None:
-        async with limit:
-            if isinstance(edition_date, Mapping):
-                day = edition_date.get(sub.id) or local_date(sub, now)
-            else:
-                day = edition_date or local_date(sub, now)
-            try:
-                outcome = await _deliver_one(sub, day, ranker, papers, seen_by_sub[sub.id], state, delivery, now)
-            except DigestError as exc:  # a bug-free failure we can name: record it, go on
-                outcome = Outcome(sub.id, "failed", edition_date=day, error=str(exc))
-                log.error("edition failed", extra={"subscriber": sub.id, "date": day.isoformat(), "error": str(exc)})
-            outcomes[index] = outcome
-            if delivery.on_outcome:
-                delivery.on_outcome(outcome)
+    def done(index: int, outcome: Outcome) -> None:
+        outcomes[index] = outcome
+        if delivery.on_outcome:
+            delivery.on_outcome(outcome)
 
-    await asyncio.gather(*(one(i, s) for i, s in enumerate(subs)))
+    def day_of(sub: Subscription) -> dt.date:
+        if isinstance(edition_date, Mapping):
+            return edition_date.get(sub.id) or local_date(sub, now)
+        return edition_date or local_date(sub, now)
+
+    builder = Builder(
+        ranker, subs, seen_by_sub, delivery.renderer,
+        sender=delivery.sender, public_url=delivery.public_url, secret=delivery.secret, now=now,
+    )  # fmt: skip
+    process = None
+    if len(subs) >= PROCESS_MIN and BuildProcess.available():
+        process = BuildProcess(builder, workers=BuildProcess.default_workers())
+    build = process.build if process else (lambda items: build_in_process(builder, items))
+    depth = process.workers + 1 if process else 2  # batches being built at once
+    pending: collections.deque[tuple[list[_Claimed], asyncio.Future[list[Built]]]] = collections.deque()
+    # Claims held at once: the batches being built, plus the senders' queue. Small enough that
+    # replicas sending at once share the editions out as they go, large enough to bridge the
+    # moments this process spends claiming the next batch.
+    queue_size = max(16, 8 * delivery.mailer.concurrency)
+    try:
+        async with Dispatcher(delivery, now=now, done=done, finish=builder.finish, queue_size=queue_size) as dispatcher:
+            # Chunks of at most 1/16 of the run: replicas sending the same run at once share it out.
+            chunk = max(CHUNK_IN_PROCESS, min(CHUNK if process else CHUNK_IN_PROCESS, len(subs) // 16))
+            for indexes in _chunks(len(subs), chunk):
+                todo = _check(indexes, subs, day_of, state, delivery, now, done)
+                claimed = await _plan_and_claim(todo, builder, delivery, dispatcher, done)
+                if claimed:
+                    items = [Item(c.index, c.day, c.total) for c in claimed]
+                    pending.append((claimed, asyncio.ensure_future(build(items))))
+                if len(pending) >= depth:  # the oldest batch is queued for sending while the others build
+                    await _queue(*pending.popleft(), dispatcher)
+            while pending:
+                await _queue(*pending.popleft(), dispatcher)
+    finally:
+        for _, future in pending:
+            future.cancel()
+        if process is not None:
+            process.close()
     return outcomes
 
 
-async def _deliver_one(
-    sub: Subscription,
-    day: dt.date,
-    ranker: Ranker,
-    papers: Sequence[Paper],
-    seen: set[str],
+def _chunks(n: int, size: int) -> Iterator[range]:
+    """range(n) in chunks of `size`, the first ones smaller: sending starts while the rest builds."""
+    lo, step = 0, max(1, size // 8)
+    while lo < n:
+        yield range(lo, min(lo + step, n))
+        lo += step
+        step = min(size, step * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    index: int
+    day: dt.date
+    total: int  # papers the edition delivers
+    job: Job
+
+
+async def _plan_and_claim(
+    todo: list[tuple[int, dt.date]],
+    builder: Builder,
+    delivery: Delivery,
+    dispatcher: Dispatcher,
+    done: Callable[[int, Outcome], None],
+) -> list[_Claimed]:
+    """Rank the readers of `todo` (vectorised), skip the empty editions, claim the others
+    (CLAIM_BATCH to a transaction, letting the claim renewer run in between); the won ones are
+    held (their claims renewed) until sent or given back."""
+    subs, store = builder.subs, delivery.store
+    if not todo:
+        return []
+    try:
+        order = builder.plan([i for i, _ in todo])
+    except DigestError as exc:
+        for i, day in todo:
+            done(i, _failed(subs[i].id, day, exc))
+        return []
+    ready = []
+    for (i, day), positions in zip(todo, order):
+        if not len(positions) and not subs[i].send_empty:
+            done(i, Outcome(subs[i].id, "skipped-empty", edition_date=day))
+        elif delivery.stop.is_set():
+            done(i, Outcome(subs[i].id, "skipped-stopping", edition_date=day))
+        else:
+            ready.append((i, day, positions))
+    claimed: list[_Claimed] = []
+    started = delivery.clock()
+    for lo in range(0, len(ready), CLAIM_BATCH):
+        batch = ready[lo : lo + CLAIM_BATCH]
+        keys = [(subs[i].id, day) for i, day, _ in batch]
+        try:
+            won = store.claim_many(keys, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease)
+        except DigestError as exc:
+            for (i, _, _), (sub_id, day) in zip(batch, keys):
+                done(i, _failed(sub_id, day, exc))
+            continue
+        for (i, day, positions), (sub_id, _), ok in zip(batch, keys, won):
+            if ok:
+                job = dispatcher.hold(i, sub_id, day, builder.keys(positions))
+                claimed.append(_Claimed(i, day, len(positions), job))
+                continue
+            try:
+                done(i, _claim_lost(store, sub_id, day))
+            except DigestError as exc:
+                done(i, _failed(sub_id, day, exc))
+        await asyncio.sleep(0)
+    if claimed and delivery.clock() - started > delivery.lease / 6:  # a slow store: renew at once
+        dispatcher.renew([c.job.key for c in claimed])
+    return claimed
+
+
+async def _queue(claimed: list[_Claimed], future: asyncio.Future[list[Built]], dispatcher: Dispatcher) -> None:
+    """Hand a built batch to the senders (a failed build gives its claim back)."""
+    for c, built in zip(claimed, await future):
+        await dispatcher.put(c.job, built)
+
+
+def _check(
+    indexes: range,
+    subs: Sequence[Subscription],
+    day_of: Callable[[Subscription], dt.date],
     state: dict,
     delivery: Delivery,
     now: dt.datetime,
-) -> Outcome:
+    done: Callable[[int, Outcome], None],
+) -> list[tuple[int, dt.date]]:
+    """Readers of `indexes` that need an edition built; the others get their outcome now."""
+    todo = []
+    for i in indexes:
+        sub = subs[i]
+        day = day_of(sub)
+        try:
+            outcome = _before_build(sub, day, state, delivery, now)
+        except DigestError as exc:  # a bug-free failure we can name: record it, go on
+            outcome = _failed(sub.id, day, exc)
+        if outcome is None:
+            todo.append((i, day))
+        else:
+            done(i, outcome)
+    return todo
+
+
+def _before_build(sub: Subscription, day: dt.date, state: dict, delivery: Delivery, now: dt.datetime) -> Outcome | None:
+    """The outcome of a reader who gets no new edition in this run, or None: build theirs."""
     store = delivery.store
     reason = _skip_reason(sub, state)
     if reason:
@@ -182,7 +314,6 @@ async def _deliver_one(
         return Outcome(sub.id, status, record.paper_count or 0, record.message_id, day)
     if delivery.stop.is_set():
         return Outcome(sub.id, "skipped-stopping", edition_date=day)
-
     if record is not None and _too_old(sub, day, now, delivery.edition_max_age):
         # A retry (pending after a temporary failure, or a dead worker's claim) past its max age.
         if not store.claim(sub.id, day, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease):
@@ -191,65 +322,12 @@ async def _deliver_one(
         store.mark_expired(sub.id, day, reason=reason, now=now)
         log.warning("edition expired", extra={"subscriber": sub.id, "date": day.isoformat(), "error": reason})
         return Outcome(sub.id, "skipped-expired", record.paper_count or 0, record.message_id, day, error=reason)
-
-    edition = plan(sub, ranker, seen=seen, papers=papers, edition_date=day)
-    if not edition.papers and not sub.send_empty:
-        return Outcome(sub.id, "skipped-empty", edition_date=day)
-    if not store.claim(sub.id, day, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease):
-        return _claim_lost(store, sub.id, day)
-
-    link = unsubscribe_url(delivery.public_url, sub.id, delivery.secret)
-    message_id = message_id_for(sub.id, day, delivery.sender)
-    keep = asyncio.create_task(_keep_claim(sub.id, day, delivery))  # a slow send outlives no lease
-    try:
-        rendered = delivery.renderer.render(edition, unsubscribe_url=link, now=now)
-        message = build_message(
-            edition, rendered, sender=delivery.sender, message_id=message_id, unsubscribe_url=link, date=now
-        )
-        started = time.monotonic()
-        receipt = await delivery.mailer.send(message)
-        seconds = time.monotonic() - started
-    except DeliveryError as exc:
-        keep.cancel()
-        store.mark_failed(sub.id, day, error=str(exc), permanent=exc.permanent, now=now)
-        if exc.permanent and store.permanent_failures_in_a_row(sub.id) >= delivery.suspend_after:
-            store.suspend(sub.id, reason=str(exc), now=now)
-            log.warning("subscriber suspended", extra={"subscriber": sub.id, "error": str(exc)})
-        log.error(
-            "edition failed",
-            extra={"subscriber": sub.id, "date": day.isoformat(), "error": str(exc), "permanent": exc.permanent},
-        )
-        return Outcome(sub.id, "failed", edition_date=day, error=str(exc), permanent=exc.permanent)
-    except BaseException:
-        keep.cancel()
-        store.release(sub.id, day, worker=delivery.worker)
-        raise
-    keep.cancel()
-    store.mark_sent(sub.id, day, message_id=message_id, paper_keys=edition.paper_keys, now=now)
-    count = len(edition.paper_keys)  # shown and listed under "and N more"
-    log.info(
-        "edition %s",
-        delivery.sent_status,
-        extra={
-            "subscriber": sub.id,
-            "date": day.isoformat(),
-            "papers": count,
-            "message_id": message_id,
-            "receipt": receipt,
-        },
-    )
-    return Outcome(sub.id, delivery.sent_status, count, message_id, day, seconds=seconds)
+    return None
 
 
-async def _keep_claim(sub_id: str, day: dt.date, delivery: Delivery) -> None:
-    """Renew the claim every third of the lease while this worker renders and sends."""
-    every = max(delivery.lease.total_seconds() / 3, 0.05)
-    while True:
-        await asyncio.sleep(every)
-        try:
-            delivery.store.renew(sub_id, day, worker=delivery.worker, until=delivery.clock() + delivery.lease)
-        except DigestError as exc:  # the send goes on; at worst another worker may take over late
-            log.warning("claim not renewed", extra={"subscriber": sub_id, "error": str(exc)})
+def _failed(sub_id: str, day: dt.date, exc: DigestError) -> Outcome:
+    log.error("edition failed", extra={"subscriber": sub_id, "date": day.isoformat(), "error": str(exc)})
+    return Outcome(sub_id, "failed", edition_date=day, error=str(exc))
 
 
 def _too_old(sub: Subscription, day: dt.date, now: dt.datetime, max_age: dt.timedelta | None) -> bool:

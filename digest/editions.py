@@ -1,0 +1,268 @@
+"""Editions in bulk: rank, render and build the messages of many readers at once.
+
+`pipeline.plan` + `Renderer.render` + `build_message` make one reader's message; a Builder does the
+same for a batch of readers, cheaper per reader, in two steps with the claim in between:
+
+* `plan`: one vectorised ranking of the batch (`Ranker.score_many`) gives every reader's included
+  papers, best first: whether the edition is empty, how many papers it delivers and their keys
+  (what the store marks seen once the message is accepted);
+* `build`: `ScoredPaper` objects (matches, the why line: plain Python, ~30 µs each) only for what the
+  message shows, the reader's `max_papers` and the first MORE_SHOWN of "and N more"
+  (`Ranker.rank_many(limit=...)`, one call per distinct limit in the batch); the Edition carries
+  those and the total (`more`), so the message is byte for byte the one `plan` would give; then
+  render and (optionally) the MIME bytes.
+
+`BuildProcess` runs a Builder in helper processes (fork: they start with the papers, the
+subscriptions and the templates already in memory), so ranking and rendering use another core
+while the sending process talks SMTP and writes the store. Each batch comes back as rendered parts
+and paper keys; the sending process makes the MIME bytes (`Builder.finish`) as it sends. Nothing
+here touches the store or the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import gc
+import multiprocessing
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from digest.errors import DigestError
+from digest.models import Edition, OutgoingMessage, Paper, RenderedDigest, ScoredPaper, Subscription
+from digest.rank import Ranker
+from digest.render import Renderer, build_message, message_id_for
+from digest.render.context import MORE_SHOWN
+from digest.tokens import unsubscribe_url
+
+__all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One reader's edition to build: the reader's position in the run's subscriber list, the
+    edition date, and how many papers it delivers (from `Builder.plan`)."""
+
+    index: int
+    day: dt.date
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """One reader's edition, built: a message to send, or why it failed."""
+
+    index: int
+    day: dt.date
+    status: str  # "ok" | "failed"
+    message: OutgoingMessage | None = None  # built, or None: `Builder.finish` builds it from:
+    rendered: RenderedDigest | None = None
+    link: str | None = None  # the reader's unsubscribe URL
+    error: str | None = None
+
+
+class Builder:
+    """Everything one run needs to turn (reader, date) into message bytes. Build once per run."""
+
+    def __init__(
+        self,
+        ranker: Ranker,
+        subs: Sequence[Subscription],
+        seen_by_sub: Mapping[str, set[str]],
+        renderer: Renderer,
+        *,
+        sender: str,
+        public_url: str,
+        secret: bytes,
+        now: dt.datetime,
+    ) -> None:
+        self.ranker = ranker
+        self.papers: tuple[Paper, ...] = ranker.papers
+        self.subs = subs
+        self.seen_by_sub = seen_by_sub
+        self.renderer = renderer
+        self.sender, self.public_url, self.secret, self.now = sender, public_url, secret, now
+        self._off_sources: dict[frozenset[str], frozenset[str]] = {}
+
+    def _skip(self, sub: Subscription) -> frozenset[str]:
+        """Papers this reader must not get: already sent, or only from sources they did not choose."""
+        seen = self.seen_by_sub.get(sub.id) or ()
+        if sub.sources is None:
+            return frozenset(seen)
+        wanted = frozenset(sub.sources)
+        off = self._off_sources.get(wanted)
+        if off is None:
+            off = self._off_sources[wanted] = frozenset(p.key for p in self.papers if not wanted.intersection(p.sources))
+        return off.union(seen)
+
+    def plan(self, indexes: Sequence[int]) -> list[np.ndarray]:
+        """For each reader: the positions (in `self.papers`) of every paper their edition delivers,
+        best first: shown, and listed as "and N more". Cheap: no ScoredPaper is built."""
+        subs = [self.subs[i] for i in indexes]
+        return [positions for positions, _ in self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs})]
+
+    def keys(self, positions: np.ndarray) -> tuple[str, ...]:
+        return tuple(self.papers[p].key for p in positions.tolist())
+
+    def editions(self, items: Sequence[Item]) -> list[Edition]:
+        """The Edition of each item: ScoredPaper objects only for what the message shows (its
+        `max_papers`, then MORE_SHOWN listed briefly), the rest counted in `more`."""
+        by_limit: dict[int, list[Subscription]] = {}
+        for item in items:
+            sub = self.subs[item.index]
+            if item.total:
+                by_limit.setdefault(sub.max_papers + MORE_SHOWN, []).append(sub)
+        scored: dict[str, list[ScoredPaper]] = {}
+        for limit, group in by_limit.items():
+            scored.update(self.ranker.rank_many(group, {s.id: self._skip(s) for s in group}, limit=limit))
+        out = []
+        for item in items:
+            sub = self.subs[item.index]
+            ranked = scored.get(sub.id, [])
+            n = min(sub.max_papers, item.total)
+            more = tuple(ranked[n : n + MORE_SHOWN])
+            out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))
+        return out
+
+    def render(self, edition: Edition) -> tuple[RenderedDigest, str]:
+        """Subject, text and HTML of one edition, and the unsubscribe URL they carry."""
+        link = unsubscribe_url(self.public_url, edition.subscription.id, self.secret)
+        return self.renderer.render(edition, unsubscribe_url=link, now=self.now), link
+
+    def finish(self, built: Built) -> OutgoingMessage:
+        """The message of a built edition: as built, or its MIME bytes made now from the rendered
+        parts (build_message reads only the edition's subscriber and date)."""
+        if built.message is not None:
+            return built.message
+        assert built.rendered is not None and built.link is not None
+        sub = self.subs[built.index]
+        return build_message(
+            Edition(sub, built.day, ()),
+            built.rendered,
+            sender=self.sender,
+            message_id=message_id_for(sub.id, built.day, self.sender),
+            unsubscribe_url=built.link,
+            date=self.now,
+        )
+
+    def build(self, items: Sequence[Item], *, mime: bool = True) -> list[Built]:
+        """Rank, render and (with `mime`) build each item; one reader's failure is their own.
+        Without `mime` the message is left to `finish` (where the sending happens)."""
+        try:
+            editions = self.editions(items)
+        except DigestError:  # find the reader it belongs to
+            if len(items) == 1:
+                raise
+            return [b for item in items for b in self._build_alone(item, mime)]
+        out = []
+        for item, edition in zip(items, editions):
+            try:
+                rendered, link = self.render(edition)
+                built = Built(item.index, item.day, "ok", None, rendered, link)
+                if mime:
+                    built = Built(item.index, item.day, "ok", self.finish(built))
+                out.append(built)
+            except DigestError as exc:
+                out.append(Built(item.index, item.day, "failed", error=str(exc)))
+        return out
+
+    def _build_alone(self, item: Item, mime: bool) -> list[Built]:
+        try:
+            return self.build([item], mime=mime)
+        except DigestError as exc:
+            return [Built(item.index, item.day, "failed", error=str(exc))]
+
+
+async def build_in_process(builder: Builder, items: Sequence[Item], step: int = 16) -> list[Built]:
+    """`builder.build(items)` in this process, a few readers at a time, letting other tasks run."""
+    out: list[Built] = []
+    for lo in range(0, len(items), step):
+        out += builder.build(items[lo : lo + step])
+        await asyncio.sleep(0)
+    return out
+
+
+_CHILD: Builder | None = None
+
+
+def _child_init(builder: Builder, parent: int) -> None:
+    global _CHILD
+    _CHILD = builder
+    _die_with_parent(parent)
+    # The parent's asyncio loop may have a signal wakeup fd: a signal here must not reach it.
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a run stops
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this helper when the sending process dies, however it dies (it holds
+    copies of the parent's descriptors, e.g. a listening socket, and would otherwise linger)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl: do not outlive it
+        os._exit(1)
+
+
+def _child_build(items: Sequence[Item]) -> list[Built]:
+    assert _CHILD is not None
+    # Rank and render here; the MIME bytes are made by the sending process (Builder.finish), just
+    # before each message goes out: that balances the CPU between the two processes.
+    return _CHILD.build(items, mime=False)
+
+
+class BuildProcess:
+    """Builders in `workers` helper processes (`fork`): `await build(items)` leaves this event
+    loop free. Batches may finish out of order; each `build` call returns its own batch."""
+
+    def __init__(self, builder: Builder, workers: int = 1) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.workers = max(1, workers)
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_child_init, initargs=(builder, os.getpid())
+        )
+        self._started = False
+
+    @staticmethod
+    def cpus() -> int:
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
+
+    @classmethod
+    def available(cls) -> bool:
+        return "fork" in multiprocessing.get_all_start_methods() and cls.cpus() > 1
+
+    @classmethod
+    def default_workers(cls) -> int:
+        """One core is left to the sending process (SMTP, store, MIME); at most 3 helpers (each
+        holds its own caches)."""
+        return max(1, min(cls.cpus() - 1, 3))
+
+    async def build(self, items: Sequence[Item]) -> list[Built]:
+        loop = asyncio.get_running_loop()
+        if self._started:
+            return await loop.run_in_executor(self._pool, _child_build, list(items))
+        # The processes fork on the first batch. Objects alive now are frozen first, so the
+        # children's garbage collector never writes to (and un-shares) the pages they inherit.
+        self._started = True
+        gc.freeze()
+        try:
+            future = loop.run_in_executor(self._pool, _child_build, list(items))
+        finally:
+            gc.unfreeze()
+        return await future
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
