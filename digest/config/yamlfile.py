@@ -19,7 +19,12 @@ __all__ = ["YamlDoc", "load_yaml", "parse_yaml"]
 Loc = tuple[str | int, ...]
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (C) when PyYAML was built with it: ~20x faster than the pure-Python one, which
+# matters for a folder of 10,000 subscription files; same nodes, same marks (lines), same errors.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
     """SafeLoader without sexagesimal numbers."""
 
 
