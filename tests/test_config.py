@@ -159,3 +159,28 @@ def test_a_nonsense_duration_is_an_error_on_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert (caught.value.problems[0].line, caught.value.problems[0].field) == (2, "catch_up")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Alice.Smith@Example.ORG", "a+tag@sub.example.co.uk", "x@bücher.de", "x@BÜCHER.de", "ALICE@EXAMPLE.ORG",
+        "bob@localhost", "c@example.invalid", "a..b@x.org", ".a@x.org", '"q"@x.org', "a@b@c.org", "é@x.org",
+        "a@-x.org", "a@x..org", "a" * 65 + "@x.org", "a@" + "b" * 64 + ".org", "noat", "@x.org", "a@",
+    ],
+)
+def test_email_check_agrees_with_email_validator(address: str) -> None:
+    """The per-domain shortcut accepts, rejects and normalises exactly as email_validator does."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from digest.config.subscriptions import _valid_email
+
+    try:
+        expected = validate_email(address, check_deliverability=False, allow_smtputf8=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got = _valid_email(address)
+    except ValueError:
+        got = None
+    assert got == expected

@@ -7,6 +7,7 @@ returns the valid subscriptions and, separately, every problem as `path:line: fi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import zoneinfo
 from collections.abc import Iterable
@@ -25,6 +26,46 @@ __all__ = ["SubscriptionFile", "LoadResult", "load_subscriptions", "load_subscri
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+# A plain ASCII dot-atom local part: what email_validator accepts and leaves as it is.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _valid_email(value: str) -> str:
+    """The normalised address, or ValueError. A lab's readers share a few domains: the domain
+    is checked (IDNA, special-use names, ...) by email_validator once per domain; a plain ASCII
+    local part needs no more than its syntax, and anything else goes to email_validator whole."""
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= 64 and len(value) <= 254 and _PLAIN_LOCAL.fullmatch(local):
+        normalized_domain = _valid_domain(domain)
+        if normalized_domain is not None:
+            return f"{local}@{normalized_domain}"
+    try:
+        return validate_email(value, check_deliverability=False, allow_smtputf8=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_domain(domain: str) -> str | None:
+    """`domain` as email_validator normalises it, or None when it rejects it (the whole address
+    then goes to email_validator, for its own message)."""
+    try:
+        return validate_email(f"x@{domain}", check_deliverability=False, allow_smtputf8=False).domain
+    except EmailNotValidError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone here (ZoneInfo's own cache keeps only 8: a folder of
+    readers in a dozen zones would read the tz files again for nearly every file)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 class KeywordEntry(BaseModel):
@@ -56,10 +97,7 @@ class SubscriptionFile(BaseModel):
     def _email(cls, value: str) -> str:
         if any(ch in value for ch in "\r\n\t\0"):
             raise ValueError("not a valid email address: control characters")
-        try:
-            return validate_email(value, check_deliverability=False, allow_smtputf8=False).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(f"not a valid email address: {exc}") from None
+        return _valid_email(value)
 
     @field_validator("name")
     @classmethod
@@ -71,9 +109,7 @@ class SubscriptionFile(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if not _known_zone(value):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
         return value
 

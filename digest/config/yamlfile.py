@@ -115,7 +115,12 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
     return _scalar(node)
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         return node  # a mapping used as a key: rejected by the caller
+    if node.tag == _STR:  # most values: what SafeConstructor.construct_yaml_str returns, without its dispatch
+        return node.value
     return _CONSTRUCTOR.construct_object(node, deep=True)
