@@ -38,6 +38,7 @@ _DECIMALS = 9
 _EPS = 1e-3  # evidence per matching term, so no stored product entry is 0
 _CHUNK = 4096  # subscribers per block of sparse products
 MIN_BODY_HITS = 2
+_EXPLAINED_MAX = 65536  # (paper, terms hit) explanations kept per Ranker (a few MB)
 
 
 def keyword_weights(sub: Subscription) -> dict[str, float]:
@@ -93,6 +94,7 @@ class Ranker:
         self._hits: dict[tuple, TermHits] = {}
         self._matches: dict[tuple[str, int], tuple[Match, ...]] = {}
         self._rows: dict[str, dict[int, tuple[int, int]]] = {}  # term -> paper -> (first row, rows)
+        self._explained: dict[tuple, tuple[tuple[Match, ...], str]] = {}  # (paper, terms hit) -> matches, why
         self._semantic = None
         if semantic:
             from .semantic import SemanticMatcher  # raises ConfigError without the extra
@@ -277,13 +279,18 @@ class Ranker:
 
     # ------------------------------------------------------------ results
 
-    def paper_matches(self, written: str, p: int) -> tuple[Match, ...]:
-        """One term's matches in one paper, one Match per field (cached across subscribers)."""
+    def _term_rows(self, written: str) -> dict[int, tuple[int, int]]:
+        """paper -> (first row, rows) of this term's hits."""
         rows = self._rows.get(written)
         if rows is None:
             h = self.hits(written)
             uniq, first, count = np.unique(h.paper, return_index=True, return_counts=True)
             rows = self._rows[written] = dict(zip(uniq.tolist(), zip(first.tolist(), count.tolist())))
+        return rows
+
+    def paper_matches(self, written: str, p: int) -> tuple[Match, ...]:
+        """One term's matches in one paper, one Match per field (cached across subscribers)."""
+        rows = self._term_rows(written)
         if p not in rows:
             return ()
         cached = self._matches.get((written, p))
@@ -308,24 +315,40 @@ class Ranker:
                 out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper)))
             return out
         weights = keyword_weights(sub)
+        term_rows = [(t, w, self._term_rows(t)) for t, w in weights.items()]
         for p, r in zip(papers.tolist(), rel.tolist()):
             paper = self.papers[p]
-            by_term: dict[str, list[Match]] = {}
-            strength: dict[str, float] = {}
-            for term, w in weights.items():
-                ms = self.paper_matches(term, p)
-                if ms:
-                    by_term[term] = list(ms)
-                    strength[term] = w * sum(
-                        _FW[m.field] * (1.0 + math.log(m.count)) for m in ms
-                    )
-            if self._semantic is not None:
-                self._semantic.add_matches(sub, p, by_term, strength)
-            ordered = sorted(by_term, key=lambda t: -strength[t])
-            matches = tuple(m for t in by_term for m in by_term[t])
             score = float(r + self.boost[p])
-            out.append(ScoredPaper(paper, score, matches, why_line(ordered, by_term, paper)))
+            if self._semantic is not None:
+                matches, why = self._explain(sub, p, weights)
+            else:
+                # The matches and the why depend only on the paper and the reader's terms (with
+                # weights) that hit it: readers with the same interests share them.
+                hit = tuple((t, w) for t, w, rows in term_rows if p in rows)
+                key = (p, hit)
+                explained = self._explained.get(key)
+                if explained is None:
+                    if len(self._explained) >= _EXPLAINED_MAX:
+                        self._explained.clear()
+                    explained = self._explained[key] = self._explain(sub, p, dict(hit))
+                matches, why = explained
+            out.append(ScoredPaper(paper, score, matches, why))
         return out
+
+    def _explain(self, sub: Subscription, p: int, weights: Mapping[str, float]) -> tuple[tuple[Match, ...], str]:
+        """The matches of paper `p` for these terms (plus semantic ones), and the one-line why."""
+        by_term: dict[str, list[Match]] = {}
+        strength: dict[str, float] = {}
+        for term, w in weights.items():
+            ms = self.paper_matches(term, p)
+            if ms:
+                by_term[term] = list(ms)
+                strength[term] = w * sum(_FW[m.field] * (1.0 + math.log(m.count)) for m in ms)
+        if self._semantic is not None:
+            self._semantic.add_matches(sub, p, by_term, strength)
+        ordered = sorted(by_term, key=lambda t: -strength[t])
+        matches = tuple(m for t in by_term for m in by_term[t])
+        return matches, why_line(ordered, by_term, self.papers[p])
 
 
 def _align(m: sp.csr_matrix, like: sp.csr_matrix) -> sp.csr_matrix:
