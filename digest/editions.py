@@ -8,7 +8,7 @@ same for a batch of readers, cheaper per reader, in two steps with the claim in 
   (what the store marks seen once the message is accepted);
 * `build`: `ScoredPaper` objects (matches, the why line: plain Python, ~30 µs each) only for what the
   message shows, the reader's `max_papers` and the first MORE_SHOWN of "and N more"
-  (`Ranker.rank_many(limit=...)`, one call per distinct limit in the batch); the Edition carries
+  (`Ranker.materialise` of the head of the planned ranking, carried by the Item); the Edition carries
   those and the total (`more`), so the message is byte for byte the one `plan` would give; then
   render and (optionally) the MIME bytes.
 
@@ -46,11 +46,14 @@ __all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process"]
 @dataclass(frozen=True, slots=True)
 class Item:
     """One reader's edition to build: the reader's position in the run's subscriber list, the
-    edition date, and how many papers it delivers (from `Builder.plan`)."""
+    edition date, how many papers it delivers, and the head of its ranking (from `Builder.plan`:
+    the positions and scores of what the message shows, so the builder need not rank again)."""
 
     index: int
     day: dt.date
     total: int
+    positions: np.ndarray
+    scores: np.ndarray | None  # None: the trending digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +103,17 @@ class Builder:
             off = self._off_sources[wanted] = frozenset(p.key for p in self.papers if not wanted.intersection(p.sources))
         return off.union(seen)
 
-    def plan(self, indexes: Sequence[int]) -> list[np.ndarray]:
+    def plan(self, indexes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """For each reader: the positions (in `self.papers`) of every paper their edition delivers,
-        best first: shown, and listed as "and N more". Cheap: no ScoredPaper is built."""
+        best first: shown, and listed as "and N more"; and their scores (None for the trending
+        digest). Cheap: no ScoredPaper is built."""
         subs = [self.subs[i] for i in indexes]
-        return [positions for positions, _ in self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs})]
+        return self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs})
+
+    def item(self, index: int, day: dt.date, positions: np.ndarray, scores: np.ndarray | None) -> Item:
+        """What `build` needs of one planned reader: the ranking's head only (what the message shows)."""
+        head = self.subs[index].max_papers + MORE_SHOWN
+        return Item(index, day, len(positions), positions[:head].copy(), None if scores is None else scores[:head].copy())
 
     def keys(self, positions: np.ndarray) -> tuple[str, ...]:
         return tuple(self.papers[p].key for p in positions.tolist())
@@ -112,18 +121,10 @@ class Builder:
     def editions(self, items: Sequence[Item]) -> list[Edition]:
         """The Edition of each item: ScoredPaper objects only for what the message shows (its
         `max_papers`, then MORE_SHOWN listed briefly), the rest counted in `more`."""
-        by_limit: dict[int, list[Subscription]] = {}
-        for item in items:
-            sub = self.subs[item.index]
-            if item.total:
-                by_limit.setdefault(sub.max_papers + MORE_SHOWN, []).append(sub)
-        scored: dict[str, list[ScoredPaper]] = {}
-        for limit, group in by_limit.items():
-            scored.update(self.ranker.rank_many(group, {s.id: self._skip(s) for s in group}, limit=limit))
         out = []
         for item in items:
             sub = self.subs[item.index]
-            ranked = scored.get(sub.id, [])
+            ranked = self.ranker.materialise(sub, item.positions, item.scores) if item.total else []
             n = min(sub.max_papers, item.total)
             more = tuple(ranked[n : n + MORE_SHOWN])
             out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))

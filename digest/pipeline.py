@@ -45,7 +45,7 @@ log = logging.getLogger("digest.pipeline")
 CHUNK = 256  # readers built as one batch at most (ranked together)
 CHUNK_IN_PROCESS = 32  # smaller when this process builds: the senders wait while it ranks
 CLAIM_BATCH = 32  # claims to a transaction
-PROCESS_MIN = 2000  # readers in a run from which helper processes build the messages (below: ~1 s to gain)
+PROCESS_MIN = 200  # readers in a run from which a helper process builds the messages (1,000 readers: 8.3 -> 5.9 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ async def send_editions(
                 todo = _check(indexes, subs, day_of, state, delivery, now, done)
                 claimed = await _plan_and_claim(todo, builder, delivery, dispatcher, done)
                 if claimed:
-                    items = [Item(c.index, c.day, c.total) for c in claimed]
+                    items = [c.item for c in claimed]
                     pending.append((claimed, asyncio.ensure_future(build(items))))
                 if len(pending) >= depth:  # the oldest batch is queued for sending while the others build
                     await _queue(*pending.popleft(), dispatcher)
@@ -212,10 +212,8 @@ def _chunks(n: int, size: int) -> Iterator[range]:
 
 @dataclass(frozen=True, slots=True)
 class _Claimed:
-    index: int
-    day: dt.date
-    total: int  # papers the edition delivers
-    job: Job
+    item: Item  # what the builder needs
+    job: Job  # what the dispatcher holds
 
 
 async def _plan_and_claim(
@@ -238,28 +236,28 @@ async def _plan_and_claim(
             done(i, _failed(subs[i].id, day, exc))
         return []
     ready = []
-    for (i, day), positions in zip(todo, order):
+    for (i, day), (positions, scores) in zip(todo, order):
         if not len(positions) and not subs[i].send_empty:
             done(i, Outcome(subs[i].id, "skipped-empty", edition_date=day))
         elif delivery.stop.is_set():
             done(i, Outcome(subs[i].id, "skipped-stopping", edition_date=day))
         else:
-            ready.append((i, day, positions))
+            ready.append((i, day, positions, scores))
     claimed: list[_Claimed] = []
     started = delivery.clock()
     for lo in range(0, len(ready), CLAIM_BATCH):
         batch = ready[lo : lo + CLAIM_BATCH]
-        keys = [(subs[i].id, day) for i, day, _ in batch]
+        keys = [(subs[i].id, day) for i, day, _, _ in batch]
         try:
             won = store.claim_many(keys, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease)
         except DigestError as exc:
-            for (i, _, _), (sub_id, day) in zip(batch, keys):
+            for (i, _, _, _), (sub_id, day) in zip(batch, keys):
                 done(i, _failed(sub_id, day, exc))
             continue
-        for (i, day, positions), (sub_id, _), ok in zip(batch, keys, won):
+        for (i, day, positions, scores), (sub_id, _), ok in zip(batch, keys, won):
             if ok:
                 job = dispatcher.hold(i, sub_id, day, builder.keys(positions))
-                claimed.append(_Claimed(i, day, len(positions), job))
+                claimed.append(_Claimed(builder.item(i, day, positions, scores), job))
                 continue
             try:
                 done(i, _claim_lost(store, sub_id, day))

@@ -198,3 +198,36 @@ def test_fetch_prints_merged_papers(run_dir: Path) -> None:
     both = next(p for p in papers if p["key"] == "arxiv:2510.06084")
     assert set(both["sources"]) == {"hf_daily", "arxiv_cs_cl"}
     assert both["upvotes"] is not None and both["categories"]
+
+
+def test_the_helper_process_builds_byte_for_byte_the_messages_this_process_builds(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large runs rank and render in a forked helper (pipeline.PROCESS_MIN readers and up): same messages."""
+    from digest import pipeline
+    from digest.editions import BuildProcess
+
+    if not BuildProcess.available():
+        pytest.skip("one CPU (or no fork): the helper process is never used here")
+    batches: list[int] = []
+    real_build = BuildProcess.build
+
+    async def counted(self: BuildProcess, items: list) -> list:
+        batches.append(len(items))
+        return await real_build(self, items)
+
+    monkeypatch.setattr(BuildProcess, "build", counted)
+    configure(run_dir, secret_key="one key for both runs")  # else a dry run signs with a throwaway key
+    out: dict[str, dict[str, bytes]] = {}
+    for label, threshold in (("here", 10**9), ("helper", 1)):
+        monkeypatch.setattr(pipeline, "PROCESS_MIN", threshold)
+        result = digest(run_dir, "send", "--dry-run", "--date", DAY, "--out", str(run_dir / label), "--json")
+        assert result.exit_code == 0, result.output
+        # The Date header is the moment of the run; everything else is the edition's.
+        out[label] = {
+            p.name: b"\n".join(line for line in p.read_bytes().split(b"\n") if not line.startswith(b"Date: "))
+            for p in (run_dir / label).glob("*.eml")
+        }
+    assert sum(batches) == 3  # the three readers were built in the helper
+    assert sorted(out["here"]) == ["alice.eml", "bob.eml", "chen.eml"]
+    assert out["helper"] == out["here"]

@@ -170,7 +170,7 @@ class Ranker:
         skip_by_sub = skip_by_sub or {}
         order = self.score_many(subs, skip_by_sub)
         return {
-            sub.id: self._materialise(sub, papers, rel, limit)
+            sub.id: self.materialise(sub, papers, rel, limit)
             for sub, (papers, rel) in zip(subs, order)
         }
 
@@ -303,9 +303,10 @@ class Ranker:
             self._matches[(written, p)] = cached
         return cached
 
-    def _materialise(
-        self, sub: Subscription, papers: np.ndarray, rel: np.ndarray | None, limit: int | None
+    def materialise(
+        self, sub: Subscription, papers: np.ndarray, rel: np.ndarray | None, limit: int | None = None
     ) -> list[ScoredPaper]:
+        """The ScoredPaper objects of one reader's row of `score_many` (the first `limit`)."""
         if limit is not None:
             papers = papers[:limit]
         out = []
