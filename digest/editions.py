@@ -215,11 +215,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child_build(items: Sequence[Item]) -> list[Built]:
+def _child_build(items: Sequence[Item], mime: bool) -> list[Built]:
     assert _CHILD is not None
-    # Rank and render here; the MIME bytes are made by the sending process (Builder.finish), just
-    # before each message goes out: that balances the CPU between the two processes.
-    return _CHILD.build(items, mime=False)
+    # Rank and render here; the MIME bytes too when the sending process asks (`mime`), else it
+    # makes them itself (Builder.finish) just before each message goes out.
+    return _CHILD.build(items, mime=mime)
 
 
 class BuildProcess:
@@ -251,16 +251,17 @@ class BuildProcess:
         holds its own caches)."""
         return max(1, min(cls.cpus() - 1, 3))
 
-    async def build(self, items: Sequence[Item]) -> list[Built]:
+    async def build(self, items: Sequence[Item], *, mime: bool = False) -> list[Built]:
+        """Rank and render `items` in a helper; with `mime`, the message bytes too."""
         loop = asyncio.get_running_loop()
         if self._started:
-            return await loop.run_in_executor(self._pool, _child_build, list(items))
+            return await loop.run_in_executor(self._pool, _child_build, list(items), mime)
         # The processes fork on the first batch. Objects alive now are frozen first, so the
         # children's garbage collector never writes to (and un-shares) the pages they inherit.
         self._started = True
         gc.freeze()
         try:
-            future = loop.run_in_executor(self._pool, _child_build, list(items))
+            future = loop.run_in_executor(self._pool, _child_build, list(items), mime)
         finally:
             gc.unfreeze()
         return await future

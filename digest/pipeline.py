@@ -152,7 +152,7 @@ async def send_editions(
     """
     ranker = Ranker(papers, now=now, semantic=semantic)
     state = delivery.store.subscribers()
-    seen_by_sub = delivery.store.seen_many([s.id for s in subs])
+    seen_by_sub = delivery.store.seen_many([s.id for s in subs], among={p.key for p in papers})
     outcomes: list[Outcome] = [None] * len(subs)  # type: ignore[list-item]
 
     def done(index: int, outcome: Outcome) -> None:
@@ -172,7 +172,15 @@ async def send_editions(
     process = None
     if len(subs) >= PROCESS_MIN and BuildProcess.available():
         process = BuildProcess(builder, workers=BuildProcess.default_workers())
-    build = process.build if process else (lambda items: build_in_process(builder, items))
+    # The MIME bytes are made where the CPU is free: by the helper while it is ahead (its batch
+    # was built before the senders needed it), else by this process as it sends.
+    helper_ahead = False
+
+    def build(items: list[Item]) -> asyncio.Future[list[Built]]:
+        if process is None:
+            return asyncio.ensure_future(build_in_process(builder, items))
+        return asyncio.ensure_future(process.build(items, mime=helper_ahead))
+
     depth = process.workers + 1 if process else 2  # batches being built at once
     pending: collections.deque[tuple[list[_Claimed], asyncio.Future[list[Built]]]] = collections.deque()
     # Claims held at once: the batches being built, plus the senders' queue. Small enough that
@@ -188,9 +196,9 @@ async def send_editions(
                 claimed = await _plan_and_claim(todo, builder, delivery, dispatcher, done)
                 if claimed:
                     items = [c.item for c in claimed]
-                    pending.append((claimed, asyncio.ensure_future(build(items))))
+                    pending.append((claimed, build(items)))
                 if len(pending) >= depth:  # the oldest batch is queued for sending while the others build
-                    await _queue(*pending.popleft(), dispatcher)
+                    helper_ahead = await _queue(*pending.popleft(), dispatcher)
             while pending:
                 await _queue(*pending.popleft(), dispatcher)
     finally:
@@ -269,10 +277,13 @@ async def _plan_and_claim(
     return claimed
 
 
-async def _queue(claimed: list[_Claimed], future: asyncio.Future[list[Built]], dispatcher: Dispatcher) -> None:
-    """Hand a built batch to the senders (a failed build gives its claim back)."""
+async def _queue(claimed: list[_Claimed], future: asyncio.Future[list[Built]], dispatcher: Dispatcher) -> bool:
+    """Hand a built batch to the senders (a failed build gives its claim back). True when the
+    batch was ready before the senders needed it."""
+    ready = future.done()
     for c, built in zip(claimed, await future):
         await dispatcher.put(c.job, built)
+    return ready
 
 
 def _check(

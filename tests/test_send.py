@@ -212,9 +212,9 @@ def test_the_helper_process_builds_byte_for_byte_the_messages_this_process_build
     batches: list[int] = []
     real_build = BuildProcess.build
 
-    async def counted(self: BuildProcess, items: list) -> list:
+    async def counted(self: BuildProcess, items: list, **options: bool) -> list:
         batches.append(len(items))
-        return await real_build(self, items)
+        return await real_build(self, items, **options)
 
     monkeypatch.setattr(BuildProcess, "build", counted)
     configure(run_dir, secret_key="one key for both runs")  # else a dry run signs with a throwaway key

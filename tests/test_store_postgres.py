@@ -80,6 +80,8 @@ def test_an_edition_is_claimed_once_and_sent_once(url: str) -> None:
     assert replica.seen("bob") == set()
     assert replica.seen_many(["alice", "bob"]) == {"alice": {"arxiv:1", "arxiv:2"}, "bob": set()}
     assert replica.seen_many([]) == {}
+    assert replica.seen_many(["alice", "bob"], among={"arxiv:2", "arxiv:9"}) == {"alice": {"arxiv:2"}, "bob": set()}
+    assert replica.seen_many(["alice"], among=set()) == {"alice": set()}
 
 
 def test_an_expired_lease_is_taken_over(url: str) -> None:

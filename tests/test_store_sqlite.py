@@ -37,6 +37,9 @@ def test_an_edition_is_claimed_once_and_sent_once(url: str) -> None:
     assert store.seen("alice") == {"arxiv:1", "arxiv:2"}
     assert store.seen("bob") == set()
     assert store.seen_many(["alice", "bob"]) == {"alice": {"arxiv:1", "arxiv:2"}, "bob": set()}
+    # Only today's keys: what a run needs, however much was sent before.
+    assert store.seen_many(["alice", "bob"], among={"arxiv:2", "arxiv:9"}) == {"alice": {"arxiv:2"}, "bob": set()}
+    assert store.seen_many(["alice"], among=set()) == {"alice": set()}
 
 
 def test_an_expired_lease_is_taken_over(url: str) -> None:
@@ -102,6 +105,7 @@ def test_read_only_mode_never_writes(url: str, tmp_path: Path) -> None:
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     ro = open_store(url, read_only=True)
     assert ro.seen("a") == {"arxiv:1"}
+    assert ro.seen_many(["a"], among={"arxiv:1"}) == {"a": {"arxiv:1"}}  # a dry run reads it so
     assert ro.claim("b", DAY, worker=worker_id(), now=NOW, lease=LEASE)
     ro.mark_sent("b", DAY, message_id="<n>", paper_keys=("arxiv:2",), now=NOW)
     ro.unsubscribe("a", now=NOW)

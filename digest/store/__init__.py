@@ -16,7 +16,7 @@ for several editions in one transaction (a group commit): every message it recor
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,8 +66,9 @@ class Store(Protocol):
         """Keys of every paper this subscriber was ever sent."""
         ...
 
-    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
-        """`seen` for many subscribers in one query."""
+    def seen_many(self, subscriber_ids: list[str], among: Collection[str] | None = None) -> dict[str, set[str]]:
+        """`seen` for many subscribers in one query; with `among` (today's paper keys), only those
+        keys: what a run needs, however many papers its readers were sent before."""
         ...
 
     def edition(self, subscriber_id: str, edition_date: dt.date) -> EditionRecord | None: ...

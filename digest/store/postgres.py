@@ -27,7 +27,7 @@ import datetime as dt
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -245,16 +245,18 @@ class PostgresStore:
         )
         return {r["paper_key"] for r in rows}
 
-    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
+    def seen_many(self, subscriber_ids: list[str], among: Collection[str] | None = None) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
-        if self._empty or not subscriber_ids:
+        if self._empty or not subscriber_ids or (among is not None and not among):
             return out
-        rows = self._call(
-            lambda c, _: c.execute(
-                "SELECT subscriber_id, paper_key FROM seen WHERE subscriber_id = ANY(%s::text[])",
-                (list(subscriber_ids),),
-            ).fetchall()
-        )
+        if among is None:
+            query, params = "SELECT subscriber_id, paper_key FROM seen WHERE subscriber_id = ANY(%s::text[])", (
+                list(subscriber_ids),
+            )
+        else:  # the primary key (subscriber_id, paper_key) answers both conditions
+            query = "SELECT subscriber_id, paper_key FROM seen WHERE subscriber_id = ANY(%s::text[]) AND paper_key = ANY(%s::text[])"
+            params = (list(subscriber_ids), list(among))
+        rows = self._call(lambda c, _: c.execute(query, params).fetchall())
         for r in rows:
             out[r["subscriber_id"]].add(r["paper_key"])
         return out

@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from digest.errors import StoreError
@@ -104,10 +104,19 @@ class SqliteStore:
         rows = self._db.execute("SELECT paper_key FROM seen WHERE subscriber_id=?", (subscriber_id,))
         return {r[0] for r in rows}
 
-    def seen_many(self, subscriber_ids: list[str]) -> dict[str, set[str]]:
+    def seen_many(self, subscriber_ids: list[str], among: Collection[str] | None = None) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
         wanted = set(subscriber_ids)
-        for sub_id, key in self._db.execute("SELECT subscriber_id, paper_key FROM seen"):
+        if among is None:
+            rows = self._db.execute("SELECT subscriber_id, paper_key FROM seen")
+        else:  # filtered inside SQLite: only today's keys become Python objects
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS among_keys (key TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM among_keys")
+            self._db.executemany("INSERT OR IGNORE INTO among_keys VALUES (?)", ((k,) for k in among))
+            rows = self._db.execute(
+                "SELECT subscriber_id, paper_key FROM seen WHERE paper_key IN (SELECT key FROM among_keys)"
+            )
+        for sub_id, key in rows:
             if sub_id in wanted:
                 out[sub_id].add(key)
         return out
