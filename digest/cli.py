@@ -21,6 +21,7 @@ from digest.config.subscriptions import LoadResult
 from digest.deliver import Mailer
 from digest.deliver.files import MaildirMailer, PreviewMailer
 from digest.deliver.smtp import SmtpMailer
+from digest.editions import BuildProcess
 from digest.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, ConfigError, DigestError
 from digest.logs import setup_logging
 from digest.models import Paper, Subscription
@@ -308,7 +309,7 @@ def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
 def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:
     if not settings.sources:
         raise ConfigError("sources: no source configured (add at least one under `sources:`)")
-    loaded = load_subscriptions(settings.subscriptions_dir, settings.source_names)
+    loaded = load_subscriptions(settings.subscriptions_dir, settings.source_names, processes=BuildProcess.cpus())
     for problem in loaded.problems:
         click.echo(str(problem), err=True)
     if not users:

@@ -184,3 +184,21 @@ def test_email_check_agrees_with_email_validator(address: str) -> None:
     except ValueError:
         got = None
     assert got == expected
+
+
+def test_a_large_folder_read_by_several_processes_gives_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.config import subscriptions
+
+    for i in range(12):
+        write(tmp_path, f"r{i:02d}.yaml", f"email: r{i}@example.org\nkeywords: [LoRA]\n")
+    write(tmp_path, "r05.yaml", "email: r5@example.org\nmax_papers: 0\n")  # broken, mid-folder
+    write(tmp_path, "r09.yaml", "email: [not, an, address]\n")
+    alone = load_subscriptions(tmp_path, ["hf_daily"])
+    monkeypatch.setattr(subscriptions, "PARALLEL_MIN", 2)
+    together = load_subscriptions(tmp_path, ["hf_daily"], processes=2)
+    assert together == alone
+    assert [s.id for s in together.subscriptions] == [f"r{i:02d}" for i in range(12) if i not in (5, 9)]
+    assert [(Path(p.path).name, p.line, p.field) for p in together.problems] == [
+        ("r05.yaml", 2, "max_papers"), ("r09.yaml", 1, "email")]

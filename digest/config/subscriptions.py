@@ -6,8 +6,10 @@ returns the valid subscriptions and, separately, every problem as `path:line: fi
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
+import multiprocessing
 import re
 import zoneinfo
 from collections.abc import Iterable
@@ -216,13 +218,17 @@ def load_subscription(
     return parsed.to_subscription(sub_id, path)
 
 
-def load_subscriptions(directory: Path, source_names: Iterable[str] | None = None) -> LoadResult:
+def load_subscriptions(
+    directory: Path, source_names: Iterable[str] | None = None, *, processes: int = 1
+) -> LoadResult:
+    """Every file of `directory`. With `processes` > 1, a large folder (PARALLEL_MIN files and up)
+    is read by that many forked processes (a one-shot command only: not from a threaded service)."""
     names = list(source_names) if source_names is not None else None
     subs: list[Subscription] = []
     problems: list[Problem] = []
     invalid: dict[str, list[Problem]] = {}
-    for path in subscription_files(directory):
-        result = load_subscription(path, names)
+    paths = subscription_files(directory)
+    for path, result in zip(paths, _load_all(paths, names, processes)):
         if isinstance(result, Subscription):
             subs.append(result)
         else:
@@ -237,6 +243,24 @@ def load_subscriptions(directory: Path, source_names: Iterable[str] | None = Non
         seen[sub.id] = str(sub.path)
     subs = [s for s in subs if s.id not in invalid]
     return LoadResult(subs, problems, invalid)
+
+
+PARALLEL_MIN = 2000  # files from which several processes read them (10,000 files: ~3 s on one core)
+
+
+def _load_all(paths: list[Path], names: list[str] | None, processes: int) -> list[Subscription | list[Problem]]:
+    if processes < 2 or len(paths) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return [load_subscription(path, names) for path in paths]
+    step = -(-len(paths) // (processes * 4))  # a few chunks per process: an even finish
+    chunks = [paths[i : i + step] for i in range(0, len(paths), step)]
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
+        parts = pool.map(_load_chunk, chunks, [names] * len(chunks))
+        return [result for part in parts for result in part]
+
+
+def _load_chunk(paths: list[Path], names: list[str] | None) -> list[Subscription | list[Problem]]:
+    return [load_subscription(path, names) for path in paths]
 
 
 def _message(err: dict[str, Any]) -> str:
