@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,6 +350,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=4, help="smtp.connections (and smtp-source sessions)")
     ap.add_argument("--seed", type=int, default=20251009)
     ap.add_argument("--runs", type=int, default=1, help="repeat the send (fresh database each time); report the median")
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=COMMAND",
+                    help="another digest command (e.g. an older checkout's) run on the same data, interleaved")
     ap.add_argument("--digest", default=str(ROOT / ".venv" / "bin" / "digest"), help="the digest command")
     ap.add_argument("--wrap", default="", help="prefix for the digest command, e.g. 'py-spy record -o p.svg --'")
     args = ap.parse_args()
@@ -361,26 +364,24 @@ def main() -> int:
     sink = Sink(port)
     try:
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DIGEST_")}
-        cmd = [*args.wrap.split(), args.digest, "--config", str(config), "send", "--date", DAY.isoformat(), "--json"]
-        runs = []  # (wall, peaks) of each run, each on a fresh database
+        commands = [("this checkout", args.digest)] + [_labelled(c) for c in args.compare]
+        # Every command runs `runs` times, interleaved (A B A B ...), each on a fresh database: a
+        # slower spell of a shared machine falls on all of them alike.
+        results: dict[str, list[Run]] = {label: [] for label, _ in commands}
         for _ in range(max(1, args.runs)):
-            for db in DATA.glob("digest.db*"):
-                db.unlink()
-            before = sink.messages
-            wall, peaks, out, err, code = run_measured(cmd, DATA, env)
-            if code not in (0, 1):
-                print(err[-3000:], file=sys.stderr)
-                print(f"digest send exited {code}", file=sys.stderr)
-                return 1
-            rows, _ = json.JSONDecoder().raw_decode(out[out.find("[") :])  # a --wrap (profiler) may print lines too
-            statuses = Counter(r["status"] for r in rows)
-            sent = statuses.get("sent", 0)
-            received = sink.settle(before + sent) - before
-            if received != sent:
-                break
-            runs.append((wall, peaks))
-        runs.sort(key=lambda run: run[0])
-        wall, peaks = runs[len(runs) // 2]  # the median run (by wall time)
+            for label, digest in commands:
+                cmd = [*args.wrap.split(), digest, "--config", str(config), "send", "--date", DAY.isoformat(), "--json"]
+                run = _one_run(cmd, sink, env)
+                if run.code not in (0, 1):
+                    print(run.err[-3000:], file=sys.stderr)
+                    print(f"{label}: digest send exited {run.code}", file=sys.stderr)
+                    return 1
+                results[label].append(run)
+        runs = sorted(results["this checkout"], key=lambda r: r.wall)
+        median = runs[len(runs) // 2]  # the median run (by wall time)
+        wall, peaks, statuses, sent, received, err, code = (
+            median.wall, median.peaks, median.statuses, median.sent, median.received, median.err, median.code
+        )
         mean = _mean_size(err) or _sampled_mean_size(args.digest, config, env)
         (DATA / "send.stderr").write_text(err)
 
@@ -396,8 +397,8 @@ def main() -> int:
         if missing:
             print(f"  {missing} reader(s) got no digest", file=sys.stderr)
         if len(runs) > 1:
-            print(f"  runs        {len(runs)}: wall " + " / ".join(f"{w:.2f}" for w, _ in runs) + " s; CPU "
-                  + " / ".join(f"{p['cpu']:.1f}" for _, p in runs) + " s; the median run below")
+            print(f"  runs        {len(runs)}: wall " + " / ".join(f"{r.wall:.2f}" for r in runs) + " s; CPU "
+                  + " / ".join(f"{r.peaks['cpu']:.1f}" for r in runs) + " s; the median run below")
         print(f"  wall        {wall:8.2f} s")
         print(f"  rate        {sent / wall:8.1f} digests/s")
         print(f"  CPU         {peaks['cpu']:8.2f} s  user+system of digest and its helper "
@@ -412,10 +413,53 @@ def main() -> int:
             print(f"smtp-source: {sent:,} messages of {mean / 1024:.1f} KiB over {args.connections} sessions "
                   f"in {ref_s:.2f} s = {ref_rate:,.0f} msg/s")
             print(f"ratio: {sent / wall / ref_rate:.3f} (ours / smtp-source)")
-        ok = received == sent == args.subscribers
+        if len(commands) > 1:
+            print(f"compared, {max(1, args.runs)} interleaved run(s) each, medians:")
+            print(f"  {'command':<28} {'wall s':>7} {'digests/s':>9} {'CPU s':>6} {'PSS MiB':>8}  sent/received")
+            for label, _ in commands:
+                rs = sorted(results[label], key=lambda r: r.wall)
+                m = rs[len(rs) // 2]
+                cpu = sorted(r.peaks["cpu"] for r in rs)[len(rs) // 2]
+                pss = sorted(r.peaks["pss"] for r in rs)[len(rs) // 2]
+                print(f"  {label:<28} {m.wall:7.2f} {m.sent / m.wall:9.1f} {cpu:6.1f} {pss / 2**20:8.0f}  "
+                      f"{m.sent:,}/{m.received:,}")
+        ok = all(r.received == r.sent == args.subscribers for rs in results.values() for r in rs)
         return 0 if ok else 1
     finally:
         sink.stop()
+
+
+@dataclass
+class Run:
+    wall: float
+    peaks: dict[str, float]
+    statuses: Counter[str]
+    sent: int
+    received: int
+    err: str
+    code: int
+
+
+def _one_run(cmd: list[str], sink: Sink, env: dict[str, str]) -> Run:
+    """`digest send` once, on a fresh database; what the sink received of it."""
+    for db in DATA.glob("digest.db*"):
+        db.unlink()
+    before = sink.messages
+    wall, peaks, out, err, code = run_measured(cmd, DATA, env)
+    if code not in (0, 1):
+        return Run(wall, peaks, Counter(), 0, 0, err, code)
+    rows, _ = json.JSONDecoder().raw_decode(out[out.find("[") :])  # a --wrap (profiler) may print lines too
+    statuses = Counter(r["status"] for r in rows)
+    sent = statuses.get("sent", 0)
+    received = sink.settle(before + sent) - before
+    return Run(wall, peaks, statuses, sent, received, err, code)
+
+
+def _labelled(spec: str) -> tuple[str, str]:
+    label, sep, command = spec.partition("=")
+    if not sep or not command:
+        sys.exit(f"--compare wants LABEL=COMMAND, got {spec!r}")
+    return label, command
 
 
 def _mean_size(stderr: str) -> float | None:
