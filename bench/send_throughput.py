@@ -378,7 +378,7 @@ def main() -> int:
                     return 1
                 results[label].append(run)
         runs = sorted(results["this checkout"], key=lambda r: r.wall)
-        median = runs[len(runs) // 2]  # the median run (by wall time)
+        median = runs[(len(runs) - 1) // 2]  # the median run (by wall time)
         wall, peaks, statuses, sent, received, err, code = (
             median.wall, median.peaks, median.statuses, median.sent, median.received, median.err, median.code
         )
@@ -418,9 +418,9 @@ def main() -> int:
             print(f"  {'command':<28} {'wall s':>7} {'digests/s':>9} {'CPU s':>6} {'PSS MiB':>8}  sent/received")
             for label, _ in commands:
                 rs = sorted(results[label], key=lambda r: r.wall)
-                m = rs[len(rs) // 2]
-                cpu = sorted(r.peaks["cpu"] for r in rs)[len(rs) // 2]
-                pss = sorted(r.peaks["pss"] for r in rs)[len(rs) // 2]
+                m = rs[(len(rs) - 1) // 2]
+                cpu = sorted(r.peaks["cpu"] for r in rs)[(len(rs) - 1) // 2]
+                pss = sorted(r.peaks["pss"] for r in rs)[(len(rs) - 1) // 2]
                 print(f"  {label:<28} {m.wall:7.2f} {m.sent / m.wall:9.1f} {cpu:6.1f} {pss / 2**20:8.0f}  "
                       f"{m.sent:,}/{m.received:,}")
         ok = all(r.received == r.sent == args.subscribers for rs in results.values() for r in rs)
