@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from email.message import EmailMessage
 from pathlib import Path
@@ -231,3 +232,19 @@ def test_the_helper_process_builds_byte_for_byte_the_messages_this_process_build
     assert sum(batches) == 3  # the three readers were built in the helper
     assert sorted(out["here"]) == ["alice.eml", "bob.eml", "chen.eml"]
     assert out["helper"] == out["here"]
+
+
+def test_without_a_terminal_progress_goes_to_stderr_as_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from digest.cli import _progress
+    from digest.pipeline import Outcome
+
+    with _progress(4, enabled=True, every=0.0) as advance:  # a line per reader here; every 5 s by default
+        for status in ("sent", "skipped-empty", "failed", "sent"):
+            advance(Outcome("reader", status))
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(";")[0] for line in lines] == [
+        "sending: 1/4 (25%): 1 sent, 0 skipped, 0 failed",
+        "sending: 2/4 (50%): 1 sent, 1 skipped, 0 failed",
+        "sending: 3/4 (75%): 1 sent, 1 skipped, 1 failed",
+    ]  # the last reader is told by the summary
+    assert all(re.search(r"; [\d,]+/s, \d+ s$", line) for line in lines)
