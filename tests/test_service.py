@@ -269,6 +269,32 @@ def test_sigterm_mid_run_finishes_messages_in_flight_and_loses_nothing(tmp_path:
     assert received == sorted(f"{n}@example.org" for n in names)  # each exactly once
 
 
+def test_a_large_batch_due_at_once_is_built_by_the_helper_process_and_sent_once_each(
+    tmp_path: Path, smtpd: SmtpServer
+) -> None:
+    """300 readers due in the same minute: the service builds them in a forked helper (from
+    pipeline.PROCESS_MIN readers) while its event loop, web server and timers go on."""
+    from digest.editions import BuildProcess
+    from digest.pipeline import PROCESS_MIN
+
+    if not BuildProcess.available():
+        pytest.skip("one CPU (or no fork): the helper process is never used here")
+    tz = "Asia/Kolkata"
+    send_at, _ = local_send_at(tz, minutes=0)
+    names = [f"m{i:03d}" for i in range(max(300, PROCESS_MIN))]
+    config = make_project(tmp_path, smtpd, {n: reader(f"{n}@example.org", timezone=tz, send_at=send_at) for n in names})
+    service = Service(config).start()
+    try:
+        service.wait_healthy()
+        wait_for(lambda: len(sent_lines(service)) == len(names), 60, "every edition to be sent")
+        assert (service.health() or {}).get("scheduler_running") is True  # the HTTP server kept answering
+        assert service.stop() == 0
+    finally:
+        service.kill()
+    received = sorted(r.rcpt_tos[0] for r in smtpd.handler.received)
+    assert received == sorted(f"{n}@example.org" for n in names)  # each exactly once
+
+
 # -- 5. subscription files that change while the service runs -----------------------------------
 
 
