@@ -33,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from digest.config import Settings, load_subscriptions
+from digest.config.subscriptions import FileCache
 from digest.deliver import Mailer
 from digest.errors import ConfigError
 from digest.metrics import Metrics
@@ -82,6 +83,7 @@ class Service:
         self.worker = worker_id()
         self.subs: dict[str, Subscription] = {}
         self.invalid: dict[str, tuple[str, ...]] = {}  # id -> problems of its broken file, as logged
+        self._files = FileCache()  # a rescan re-reads only the files that changed
         self.queue: dict[str, dt.date] = {}
         self.stopping = asyncio.Event()
         self.delivery_stop = asyncio.Event()
@@ -152,7 +154,7 @@ class Service:
     def reload(self) -> None:
         """Re-read the subscription folder; (re)arm changed readers; drop removed ones."""
         try:
-            loaded = load_subscriptions(self.settings.subscriptions_dir, self.settings.source_names)
+            loaded = load_subscriptions(self.settings.subscriptions_dir, self.settings.source_names, cache=self._files)
         except Exception:  # an unreadable folder must not stop the service: keep what we have
             log.exception("could not re-read the subscription folder; keeping the current readers",
                           extra={"path": str(self.settings.subscriptions_dir)})

@@ -202,3 +202,28 @@ def test_a_large_folder_read_by_several_processes_gives_the_same_result(
     assert [s.id for s in together.subscriptions] == [f"r{i:02d}" for i in range(12) if i not in (5, 9)]
     assert [(Path(p.path).name, p.line, p.field) for p in together.problems] == [
         ("r05.yaml", 2, "max_papers"), ("r09.yaml", 1, "email")]
+
+
+def test_a_file_cache_rereads_only_changed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service rescans every 30 s: unchanged files are not parsed again, changed ones are."""
+    from digest.config import subscriptions
+
+    write(tmp_path, "a.yaml", "email: a@example.org\nkeywords: [LoRA]\n")
+    write(tmp_path, "b.yaml", "email: b@example.org\n")
+    write(tmp_path, "c.yaml", "email: c@example.org\nmax_papers: 0\n")
+    parsed: list[str] = []
+    real = subscriptions.load_subscription
+    monkeypatch.setattr(subscriptions, "load_subscription", lambda path, names=None: parsed.append(path.name) or real(path, names))
+    cache = subscriptions.FileCache()
+    first = load_subscriptions(tmp_path, cache=cache)
+    assert sorted(parsed) == ["a.yaml", "b.yaml", "c.yaml"]
+    parsed.clear()
+    assert load_subscriptions(tmp_path, cache=cache) == first and parsed == []  # nothing changed
+    write(tmp_path, "b.yaml", "email: b@example.org\nmax_papers: 3\n")  # rewritten in place, same size or not
+    write(tmp_path, "c.yaml", "email: c@example.org\nmax_papers: 4\n")  # fixed
+    (tmp_path / "a.yaml").unlink()
+    write(tmp_path, "d.yaml", "email: d@example.org\n")
+    again = load_subscriptions(tmp_path, cache=cache)
+    assert sorted(parsed) == ["b.yaml", "c.yaml", "d.yaml"]
+    assert {s.id: s.max_papers for s in again.subscriptions} == {"b": 3, "c": 4, "d": 10}
+    assert again.problems == []

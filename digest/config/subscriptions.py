@@ -24,7 +24,7 @@ from digest.config.yamlfile import load_yaml
 from digest.errors import Problem
 from digest.models import FREQUENCIES, Keyword, Subscription
 
-__all__ = ["SubscriptionFile", "LoadResult", "load_subscriptions", "load_subscription"]
+__all__ = ["SubscriptionFile", "LoadResult", "FileCache", "load_subscriptions", "load_subscription"]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -218,17 +218,63 @@ def load_subscription(
     return parsed.to_subscription(sub_id, path)
 
 
+class FileCache:
+    """What each file gave when it was last read, keyed by its stat signature: a service re-reading
+    the folder every 30 s parses only the files that changed (10,000 files: ~2.6 s of CPU each
+    time otherwise). A file rewritten in place keeps its inode but gets a new ctime; an editor's
+    save-by-rename gets a new inode."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, ...], tuple[str, ...] | None, Subscription | list[Problem]]] = {}
+
+    def get(self, path: Path, names: list[str] | None) -> Subscription | list[Problem] | None:
+        entry = self._entries.get(path)
+        if entry is None or entry[1] != _names_key(names):
+            return None
+        try:
+            return entry[2] if _signature(path) == entry[0] else None
+        except OSError:
+            return None
+
+    def put(self, path: Path, names: list[str] | None, signature: tuple[int, ...], result: Subscription | list[Problem]) -> None:
+        self._entries[path] = (signature, _names_key(names), result)
+
+    def keep_only(self, paths: Iterable[Path]) -> None:
+        keep = set(paths)
+        for path in [p for p in self._entries if p not in keep]:
+            del self._entries[path]
+
+
+def _names_key(names: list[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(names)
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def load_subscriptions(
-    directory: Path, source_names: Iterable[str] | None = None, *, processes: int = 1
+    directory: Path,
+    source_names: Iterable[str] | None = None,
+    *,
+    processes: int = 1,
+    cache: FileCache | None = None,
 ) -> LoadResult:
     """Every file of `directory`. With `processes` > 1, a large folder (PARALLEL_MIN files and up)
-    is read by that many forked processes (a one-shot command only: not from a threaded service)."""
+    is read by that many forked processes (a one-shot command only: not from a threaded service).
+    With `cache`, a file whose stat signature has not changed since the last call is not read again."""
     names = list(source_names) if source_names is not None else None
     subs: list[Subscription] = []
     problems: list[Problem] = []
     invalid: dict[str, list[Problem]] = {}
     paths = subscription_files(directory)
-    for path, result in zip(paths, _load_all(paths, names, processes)):
+    if cache is None:
+        results = _load_all(paths, names, processes)
+    else:
+        results = [_load_cached(path, names, cache) for path in paths]
+        cache.keep_only(paths)
+    for path, result in zip(paths, results):
         if isinstance(result, Subscription):
             subs.append(result)
         else:
@@ -257,6 +303,19 @@ def _load_all(paths: list[Path], names: list[str] | None, processes: int) -> lis
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
         parts = pool.map(_load_chunk, chunks, [names] * len(chunks))
         return [result for part in parts for result in part]
+
+
+def _load_cached(path: Path, names: list[str] | None, cache: FileCache) -> Subscription | list[Problem]:
+    hit = cache.get(path, names)
+    if hit is not None:
+        return hit
+    try:
+        signature = _signature(path)  # before reading: a change while we read shows next time
+    except OSError:
+        return load_subscription(path, names)  # gone meanwhile: say so, cache nothing
+    result = load_subscription(path, names)
+    cache.put(path, names, signature, result)
+    return result
 
 
 def _load_chunk(paths: list[Path], names: list[str] | None) -> list[Subscription | list[Problem]]:
