@@ -33,7 +33,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys

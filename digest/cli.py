@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from digest.models import Paper, Subscription
 from digest.pipeline import Delivery, Outcome, gather, invalid_outcomes, local_date, plan, send_editions
 from digest.rank import Ranker
 from digest.render import Renderer
+from digest.report import print_outcomes, progress
 from digest.store import Store, open_store
 from digest.store.sqlite import worker_id
 
@@ -112,8 +113,8 @@ def send(app: App, dry_run: bool, users: tuple[str, ...], date: dt.date | None, 
         settings = app.settings()
         loaded = _subscriptions(settings, users)
         now = dt.datetime.now(dt.timezone.utc)
-        outcomes, source_failed = asyncio.run(_send(settings, loaded, now, date, dry_run, out, as_json))
-    _print_outcomes(outcomes, as_json)
+        outcomes, source_failed, seconds = asyncio.run(_send(settings, loaded, now, date, dry_run, out))
+    print_outcomes(outcomes, as_json, seconds)
     failed = source_failed or any(o.failed or o.status == "skipped-invalid" for o in outcomes)
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
@@ -125,8 +126,8 @@ async def _send(
     date: dt.date | None,
     dry_run: bool,
     out: Path,
-    as_json: bool,
-) -> tuple[list[Outcome], bool]:
+) -> tuple[list[Outcome], bool, float | None]:
+    """Every reader's outcome, whether a source failed, and the seconds the sending took."""
     subs = loaded.subscriptions
     day = date or now.date()
     papers, results = await gather(settings.source_specs, day=day)
@@ -136,7 +137,7 @@ async def _send(
         reason = "; ".join(f"{r.name}: {r.error}" for r in results)
         return outcomes + [
             Outcome(s.id, "skipped-no-sources", edition_date=date or local_date(s, now), error=reason) for s in subs
-        ], True
+        ], True, None
     store = open_store(settings.database_url, read_only=dry_run)
     try:
         mailer = PreviewMailer(out) if dry_run else _mailer(settings)
@@ -153,15 +154,15 @@ async def _send(
             edition_max_age=settings.edition_max_age,
             sent_status="dry-run" if dry_run else "sent",
         )
-        with _progress(len(subs), enabled=True) as advance:
-            delivery.on_outcome = advance
+        with progress(len(subs)) as run:
+            delivery.on_outcome = run.advance
             async with mailer:
                 outcomes += await send_editions(
                     subs, papers, delivery, now=now, edition_date=date, semantic=settings.semantic
                 )
     finally:
         store.close()
-    return outcomes, source_failed
+    return outcomes, source_failed, run.seconds
 
 
 def _mailer(settings: Settings) -> Mailer:
@@ -188,122 +189,6 @@ def _secret(settings: Settings, store: Store) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     return store.secret()
-
-
-@contextmanager
-def _progress(total: int, *, enabled: bool, every: float = 5.0) -> Iterator[Callable[[Outcome], None]]:
-    """Progress over subscribers: a bar when stderr is a terminal, else a line on stderr every
-    `every` seconds (`sending: 4,100/10,000 (41%): 4,000 sent, 100 skipped, 0 failed; 512/s`).
-    Records the wall time of the run in ``_progress.seconds`` for :func:`_print_outcomes`."""
-    import time
-
-    started = time.monotonic()
-    _progress.seconds = None  # type: ignore[attr-defined]
-    counts = {"done": 0, "sent": 0, "skipped": 0, "failed": 0}
-
-    def count(outcome: Outcome) -> None:
-        counts["done"] += 1
-        if outcome.status in ("sent", "dry-run"):
-            counts["sent"] += 1
-        elif outcome.failed:
-            counts["failed"] += 1
-        else:
-            counts["skipped"] += 1
-
-    try:
-        if not enabled or total <= 1:
-            yield lambda outcome: None
-        elif sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                       TextColumn("{task.fields[rate]}"), TimeElapsedColumn())  # fmt: skip
-            with Progress(*columns, transient=True, console=_stderr_console()) as progress:
-                task = progress.add_task("sending", total=total, rate="")
-
-                def advance(outcome: Outcome) -> None:
-                    count(outcome)
-                    seconds = time.monotonic() - started
-                    rate = f"{counts['sent'] / seconds:,.0f}/s" if seconds > 0 else ""
-                    progress.update(task, advance=1, rate=rate)
-
-                yield advance
-        else:
-            last = [started]
-
-            def line(outcome: Outcome) -> None:
-                count(outcome)
-                now = time.monotonic()
-                if now - last[0] < every or counts["done"] == total:
-                    return
-                last[0] = now
-                seconds = now - started
-                click.echo(
-                    f"sending: {counts['done']:,}/{total:,} ({100 * counts['done'] // total}%): "
-                    f"{counts['sent']:,} sent, {counts['skipped']:,} skipped, {counts['failed']:,} failed; "
-                    f"{counts['sent'] / seconds:,.0f}/s, {seconds:.0f} s",
-                    err=True,
-                )
-
-            yield line
-    finally:
-        _progress.seconds = time.monotonic() - started  # type: ignore[attr-defined]
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
-    """One line per subscriber on stdout (or the JSON document), then a summary on stderr:
-    `5 subscribers: 3 sent, 1 skipped (1 paused), 1 failed in 2.1 s (1.4 messages/s); mean message
-    31,412 bytes`."""
-    seconds = getattr(_progress, "seconds", None)
-    _progress.seconds = None  # type: ignore[attr-defined]
-    if as_json:
-        click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
-    else:
-        width = max((len(o.user) for o in outcomes), default=4)
-        for o in outcomes:
-            line = f"{o.user:<{width}}  {o.status:<14} {o.papers:>3} papers"
-            if o.edition_date:
-                line += f"  {o.edition_date.isoformat()}"
-            if o.message_id:
-                line += f"  {o.message_id}"
-            if o.error:
-                line += f"  ({o.error})"
-            click.echo(line)
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    sent, dry, failed = counts.get("sent", 0), counts.get("dry-run", 0), counts.get("failed", 0)
-    skipped = {k.removeprefix("skipped-"): n for k, n in sorted(counts.items()) if k.startswith("skipped-")}
-    parts = [f"{dry} dry-run"] if dry else []
-    if sent or not dry:
-        parts.append(f"{sent} sent")
-    n_skipped = sum(skipped.values())
-    detail = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
-    parts.append(f"{n_skipped} skipped" + (f" ({detail})" if detail else ""))
-    parts.append(f"{failed} failed")
-    if counts.get("already-sent"):
-        parts.append(f"{counts['already-sent']} already sent")
-    summary = f"{len(outcomes)} subscribers: {', '.join(parts)}"
-    if seconds is not None:
-        rate = (sent + dry) / seconds if seconds > 0 else 0.0
-        summary += f" in {seconds:.1f} s ({rate:.1f} messages/s)"
-    sizes = [o.size for o in outcomes if o.size]
-    if sizes:
-        summary += f"; mean message {sum(sizes) / len(sizes):,.0f} bytes"
-    click.echo(summary, err=True)
 
 
 def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:

@@ -28,19 +28,19 @@ import gc
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from digest.errors import DigestError
-from digest.models import Edition, OutgoingMessage, Paper, RenderedDigest, ScoredPaper, Subscription
+from digest.models import Edition, OutgoingMessage, Paper, RenderedDigest, Subscription
 from digest.rank import Ranker
 from digest.render import Renderer, build_message, message_id_for
 from digest.render.context import MORE_SHOWN
 from digest.tokens import unsubscribe_url
 
-__all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process"]
+__all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process", "off_sources"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,12 @@ class Built:
     rendered: RenderedDigest | None = None
     link: str | None = None  # the reader's unsubscribe URL
     error: str | None = None
+
+
+def off_sources(wanted: Iterable[str], papers: Iterable[Paper]) -> frozenset[str]:
+    """Keys of the papers that none of the `wanted` sources gave (a reader's `sources:` skips them)."""
+    chosen = frozenset(wanted)
+    return frozenset(p.key for p in papers if not chosen.intersection(p.sources))
 
 
 class Builder:
@@ -100,7 +106,7 @@ class Builder:
         wanted = frozenset(sub.sources)
         off = self._off_sources.get(wanted)
         if off is None:
-            off = self._off_sources[wanted] = frozenset(p.key for p in self.papers if not wanted.intersection(p.sources))
+            off = self._off_sources[wanted] = off_sources(wanted, self.papers)
         return off.union(seen)
 
     def plan(self, indexes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:

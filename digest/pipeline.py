@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from digest import sources as sources_stage
 from digest.deliver import Mailer
 from digest.dispatch import Dispatcher, Job
-from digest.editions import Builder, BuildProcess, Built, Item, build_in_process
+from digest.editions import Builder, BuildProcess, Built, Item, build_in_process, off_sources
 from digest.errors import DigestError, Problem
 from digest.models import Edition, Paper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
@@ -125,8 +125,7 @@ def plan(
     """The edition one subscriber would get: their sources only, nothing already sent, best first."""
     skip = set(seen)
     if sub.sources is not None:
-        wanted = set(sub.sources)
-        skip.update(p.key for p in papers if not wanted.intersection(p.sources))
+        skip.update(off_sources(sub.sources, papers))
     ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip))
     shown, rest = ranked[: sub.max_papers], ranked[sub.max_papers :]
     return Edition(sub, edition_date, tuple(shown), more=len(rest), more_papers=tuple(rest))

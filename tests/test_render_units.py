@@ -28,8 +28,7 @@ from digest.render.headers import fold_mailbox, fold_subject  # noqa: E402
 from digest.render.textutil import (  # noqa: E402
     clean,
     github_url,
-    highlight_html,
-    highlight_pattern,
+    highlight_forms,
     safe_url,
     short_date,
     shorten,
@@ -73,23 +72,20 @@ def test_github_url() -> None:
 
 
 def test_highlight_exact_forms_at_word_boundaries_case_sensitive() -> None:
-    pattern = highlight_pattern(["RL", "reinforcement learning", "Mixture-of-Experts"])
-    out = str(highlight_html("RL, RLHF, URL, rl, reinforcement learning & Mixture-of-Experts!", pattern))
+    out = str(highlight_forms("RL, RLHF, URL, rl, reinforcement learning & Mixture-of-Experts!",
+                              ["RL", "reinforcement learning", "Mixture-of-Experts"]))
     assert out.count("<mark") == 3
     assert ">RL</mark>, RLHF, URL, rl, " in out
     assert ">reinforcement learning</mark> &amp; " in out
     assert ">Mixture-of-Experts</mark>!" in out
     # longest form first: the long phrase wins over its prefix
-    p2 = highlight_pattern(["mixture", "mixture of experts"])
-    assert str(highlight_html("a mixture of experts", p2)).count("<mark") == 1
+    assert str(highlight_forms("a mixture of experts", ["mixture", "mixture of experts"])).count("<mark") == 1
     # escape first: a form with markup characters; text that spells an entity stays text
-    p3 = highlight_pattern(["<b>", "amp"])
     mark = '<mark style="background-color:#fff0a0;color:inherit;padding:0 1px">'
-    assert str(highlight_html("x <b> &amp; amp", p3)) == (
+    assert str(highlight_forms("x <b> &amp; amp", ["<b>", "amp"])) == (
         f"x {mark}&lt;b&gt;</mark> &amp;{mark}amp</mark>; {mark}amp</mark>"
     )
-    assert highlight_pattern(["", "  "]) is None
-    assert str(highlight_html("<i>", None)) == "&lt;i&gt;"
+    assert str(highlight_forms("<i>", ["", "  "])) == "&lt;i&gt;"  # no usable form: escaped only
 
 
 def test_wrap() -> None:

@@ -235,12 +235,12 @@ def test_the_helper_process_builds_byte_for_byte_the_messages_this_process_build
 
 
 def test_without_a_terminal_progress_goes_to_stderr_as_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    from digest.cli import _progress
+    from digest.report import progress
     from digest.pipeline import Outcome
 
-    with _progress(4, enabled=True, every=0.0) as advance:  # a line per reader here; every 5 s by default
+    with progress(4, every=0.0) as run:  # a line per reader here; every 5 s by default
         for status in ("sent", "skipped-empty", "failed", "sent"):
-            advance(Outcome("reader", status))
+            run.advance(Outcome("reader", status))
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(";")[0] for line in lines] == [
         "sending: 1/4 (25%): 1 sent, 0 skipped, 0 failed",

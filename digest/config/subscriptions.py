@@ -227,14 +227,11 @@ class FileCache:
     def __init__(self) -> None:
         self._entries: dict[Path, tuple[tuple[int, ...], tuple[str, ...] | None, Subscription | list[Problem]]] = {}
 
-    def get(self, path: Path, names: list[str] | None) -> Subscription | list[Problem] | None:
+    def get(self, path: Path, names: list[str] | None, signature: tuple[int, ...]) -> Subscription | list[Problem] | None:
         entry = self._entries.get(path)
-        if entry is None or entry[1] != _names_key(names):
+        if entry is None or entry[0] != signature or entry[1] != _names_key(names):
             return None
-        try:
-            return entry[2] if _signature(path) == entry[0] else None
-        except OSError:
-            return None
+        return entry[2]
 
     def put(self, path: Path, names: list[str] | None, signature: tuple[int, ...], result: Subscription | list[Problem]) -> None:
         self._entries[path] = (signature, _names_key(names), result)
@@ -306,13 +303,13 @@ def _load_all(paths: list[Path], names: list[str] | None, processes: int) -> lis
 
 
 def _load_cached(path: Path, names: list[str] | None, cache: FileCache) -> Subscription | list[Problem]:
-    hit = cache.get(path, names)
-    if hit is not None:
-        return hit
     try:
         signature = _signature(path)  # before reading: a change while we read shows next time
     except OSError:
         return load_subscription(path, names)  # gone meanwhile: say so, cache nothing
+    hit = cache.get(path, names, signature)
+    if hit is not None:
+        return hit
     result = load_subscription(path, names)
     cache.put(path, names, signature, result)
     return result

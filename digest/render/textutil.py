@@ -18,8 +18,6 @@ __all__ = [
     "shorten",
     "safe_url",
     "github_url",
-    "highlight_pattern",
-    "highlight_html",
     "highlight_forms",
     "wrap",
     "short_date",
@@ -122,56 +120,19 @@ def github_url(value: object) -> tuple[str, str] | None:
     return url, label
 
 
-@functools.lru_cache(maxsize=4096)
-def _compile(forms: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(f) for f in forms)
-    return re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)")
-
-
-def highlight_pattern(forms: Iterable[str]) -> re.Pattern[str] | None:
-    """A regex for the exact ``forms`` at word boundaries (longest first), or None."""
-    cleaned = {clean(f) for f in forms}
-    cleaned.discard("")
-    if not cleaned:
-        return None
-    return _compile(tuple(sorted(cleaned, key=lambda f: (-len(f), f))))
-
-
-def highlight_html(text: str, pattern: re.Pattern[str] | None) -> Markup:
-    """``text`` HTML-escaped, with each match of ``pattern`` wrapped in <mark>.
-
-    Every piece is escaped on its own before any markup is added, so no unescaped text is
-    ever marked up and a match can never fall inside an entity.
-    """
-    if pattern is None:
-        return escape(text)
-    out: list[str] = []
-    pos = 0
-    for m in pattern.finditer(text):
-        out.append(escape(text[pos : m.start()]))
-        out.append(MARK_OPEN)
-        out.append(escape(m.group()))
-        out.append(_MARK_CLOSE)
-        pos = m.end()
-    if not out:
-        return escape(text)
-    out.append(escape(text[pos:]))
-    return Markup("".join(out))
-
-
 @functools.lru_cache(maxsize=8192)
 def _form_re(form: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)")
 
 
 def highlight_forms(text: str, forms: Iterable[str]) -> Markup:
-    """``highlight_html(text, highlight_pattern(forms))``, without compiling a pattern for each
-    combination of forms (readers' combinations rarely repeat; each form does).
+    """``text`` HTML-escaped, with the exact ``forms`` (at word boundaries) wrapped in <mark>.
 
-    The same matches: scanning left to right, at each position the longest form that occurs there
-    at word boundaries is marked, and the scan goes on after it; a position no form starts at is
-    skipped. Here every form's occurrences (overlapping ones too) are found with its own cached
-    pattern, then that scan is replayed over them.
+    Scanning left to right, at each position the longest form that occurs there is marked and the
+    scan goes on after it. Each form's occurrences (overlapping ones too) are found with its own
+    cached pattern (readers' combinations of forms rarely repeat; each form does), then that scan
+    is replayed over them. Every piece is escaped on its own before any markup is added, so no
+    unescaped text is ever marked up and a match can never fall inside an entity.
     """
     cleaned = {clean(f) for f in forms}
     cleaned.discard("")

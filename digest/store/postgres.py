@@ -24,18 +24,18 @@ Same schema and semantics as the SQLite store (digest.store.sql). What differs:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import psycopg
 from psycopg.rows import dict_row
 
 from digest.errors import StoreError
 from digest.store import EditionRecord, SentEdition, SubscriberState
+from digest.store.pg_sql import CLAIM, MARK_SENT, TAKE_OVER, UPSERT_STATUS, sent_params
+from digest.store.pg_url import redact, safe_url
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
 __all__ = ["PostgresStore", "redact"]
@@ -44,88 +44,6 @@ T = TypeVar("T")
 
 # pg_advisory_xact_lock key for migrations: any constant bigint, the same for every replica.
 MIGRATION_LOCK = 0x6469676573740001  # "digest" + 1
-
-# Pending, or claimed with a lease that ran out. Times are ISO UTC text: compared bytewise (COLLATE "C").
-_CLAIMABLE = """(e.status = 'pending'
-       OR (e.status = 'claimed' AND (e.lease_until IS NULL OR e.lease_until COLLATE "C" <= %(now)s)))"""
-
-_CLAIM = f"""
-WITH taken AS (
-    UPDATE editions AS e
-       SET status = 'claimed', attempts = e.attempts + 1, claimed_by = %(worker)s, lease_until = %(until)s,
-           updated_at = %(now)s
-     WHERE e.subscriber_id = %(sub)s AND e.edition_date = %(day)s AND {_CLAIMABLE}
-    RETURNING 1
-), fresh AS (
-    INSERT INTO editions (subscriber_id, edition_date, status, attempts, claimed_by, lease_until,
-                          created_at, updated_at)
-    SELECT %(sub)s::text, %(day)s::text, 'claimed', 1, %(worker)s::text, %(until)s::text, %(now)s::text, %(now)s::text
-     WHERE NOT EXISTS (SELECT 1 FROM taken)
-    ON CONFLICT (subscriber_id, edition_date) DO NOTHING
-    RETURNING 1
-)
-SELECT TRUE AS won, NULL::text AS status, NULL::text AS claimed_by, NULL::text AS lease_until FROM taken
-UNION ALL
-SELECT TRUE, NULL, NULL, NULL FROM fresh
-UNION ALL
-SELECT FALSE, status, claimed_by, lease_until FROM editions
- WHERE subscriber_id = %(sub)s AND edition_date = %(day)s
-   AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM fresh)
-"""
-
-# Take over a claim held by `owner` (a dead process on this host): compare-and-set on the holder.
-_TAKE_OVER = """
-UPDATE editions SET status = 'claimed', attempts = attempts + 1, claimed_by = %(worker)s,
-       lease_until = %(until)s, updated_at = %(now)s
- WHERE subscriber_id = %(sub)s AND edition_date = %(day)s AND status = 'claimed'
-   AND claimed_by IS NOT DISTINCT FROM %(owner)s
-RETURNING 1
-"""
-
-_UPSERT_STATUS = """
-INSERT INTO editions AS e (subscriber_id, edition_date, status, attempts, message_id, paper_count, error,
-                           created_at, updated_at)
-VALUES (%(sub)s, %(day)s, %(status)s, 1, %(message_id)s, %(count)s, %(error)s, %(now)s, %(now)s)
-ON CONFLICT (subscriber_id, edition_date) DO UPDATE
-    SET status = excluded.status,
-        message_id = COALESCE(excluded.message_id, e.message_id),
-        paper_count = COALESCE(excluded.paper_count, e.paper_count),
-        error = excluded.error, claimed_by = NULL, lease_until = NULL, updated_at = excluded.updated_at
-"""
-
-# Edition `sent` and papers `seen` in one statement, hence one transaction. A data-modifying CTE
-# runs exactly once whether or not the main query reads it.
-_MARK_SENT = f"""
-WITH edition AS ({_UPSERT_STATUS} RETURNING 1)
-INSERT INTO seen (subscriber_id, paper_key, edition_date, sent_at)
-SELECT %(sub)s, k, %(day)s, %(now)s FROM unnest(%(keys)s::text[]) AS k
-ON CONFLICT (subscriber_id, paper_key) DO NOTHING
-"""
-
-
-def redact(text: str, url: str) -> str:
-    """`text` with the password of `url` (and the URL itself) replaced by ***."""
-    secrets_in_url: set[str] = set()
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        password = None
-    if password:
-        secrets_in_url |= {str(password), quote(str(password), safe=""), quote(str(password))}
-    match = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
-    if match and match.group(1):
-        secrets_in_url.add(match.group(1))
-    text = text.replace(url, safe_url(url))
-    for secret in sorted(secrets_in_url, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    url = re.sub(r"^([a-z]+://[^:/@]*):[^@]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
-
 
 class PostgresStore:
     def __init__(self, url: str, *, read_only: bool = False) -> None:
@@ -306,7 +224,7 @@ class PostgresStore:
         }
 
         def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> bool:
-            row = conn.execute(_CLAIM, params).fetchone()
+            row = conn.execute(CLAIM, params).fetchone()
             if row is None:  # a concurrent insert our snapshot missed: held by someone else
                 return False
             if row["won"]:
@@ -315,7 +233,7 @@ class PostgresStore:
                 return True  # our first try committed before the connection dropped
             if row["status"] != "claimed" or not owner_is_dead_here(row["claimed_by"]):
                 return False
-            taken = conn.execute(_TAKE_OVER, {**params, "owner": row["claimed_by"]}).fetchone()
+            taken = conn.execute(TAKE_OVER, {**params, "owner": row["claimed_by"]}).fetchone()
             return taken is not None
 
         return self._call(run)
@@ -356,19 +274,19 @@ class PostgresStore:
     ) -> None:
         if not self._write():
             return
-        params = _sent_params(SentEdition(subscriber_id, edition_date, message_id, tuple(paper_keys)), ts(now))
-        self._call(lambda c, _: c.execute(_MARK_SENT, params))
+        params = sent_params(SentEdition(subscriber_id, edition_date, message_id, tuple(paper_keys)), ts(now))
+        self._call(lambda c, _: c.execute(MARK_SENT, params))
 
     def mark_sent_many(self, sent: Sequence[SentEdition], *, now: dt.datetime) -> None:
         if not self._write() or not sent:
             return
         at = ts(now)
         # Sorted by subscriber: concurrent transactions take row locks in one order.
-        rows = [_sent_params(e, at) for e in sorted(sent, key=lambda e: (e.subscriber_id, e.edition_date))]
+        rows = [sent_params(e, at) for e in sorted(sent, key=lambda e: (e.subscriber_id, e.edition_date))]
 
         def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> None:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(_MARK_SENT, rows)
+                cur.executemany(MARK_SENT, rows)
 
         self._call(run)
 
@@ -404,7 +322,7 @@ class PostgresStore:
             "error": error,
             "now": ts(now),
         }
-        self._call(lambda c, _: c.execute(_UPSERT_STATUS, params))
+        self._call(lambda c, _: c.execute(UPSERT_STATUS, params))
 
     # -- subscribers ------------------------------------------------------------------------
 
@@ -498,19 +416,6 @@ class PostgresStore:
                 except psycopg.Error:
                     pass
                 self._conn = None
-
-
-def _sent_params(e: SentEdition, at: str) -> dict[str, Any]:
-    return {
-        "sub": e.subscriber_id,
-        "day": e.edition_date.isoformat(),
-        "status": "sent",
-        "message_id": e.message_id,
-        "count": len(e.paper_keys),
-        "error": None,
-        "now": at,
-        "keys": sorted(set(e.paper_keys)),  # sorted: concurrent inserts take index locks in one order
-    }
 
 
 def _state(row: dict[str, Any]) -> SubscriberState:
