@@ -541,6 +541,7 @@ def test_send_without_a_terminal_prints_no_progress_bar(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "━" not in result.stderr and "\x1b[" not in result.stderr
     assert re.search(r"2 subscribers: 2 sent, 0 skipped, 0 failed in \d+\.\d s", result.stderr), result.stderr
+    assert re.search(r"messages/s\); mean message [\d,]+ bytes$", result.stderr.strip()), result.stderr
 
 
 # -- 8. the container image, tested without an engine ---------------------------------------------
