@@ -1,6 +1,9 @@
 """Ranking quality on the judged set: MAP and edition F1 per reader profile.
 
     .venv/bin/python bench/rank_quality.py [--editions 200] [--seed 7] [--no-semantic]
+    .venv/bin/python bench/rank_quality.py --days [--seeds 5] [--half a|b] [--no-semantic]
+
+--days: the day-by-day simulation of a reader who rates (bench/rank_days.py).
 
 Relevant = grade >= 1 (grade 2 only: the "grade 2" lines). Methods:
   substring   plain substring counting: score = sum of weight * (case-insensitive occurrences of the
@@ -31,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from digest.errors import ConfigError  # noqa: E402
 from digest.models import Keyword, Paper, Subscription  # noqa: E402
@@ -167,6 +171,12 @@ def evaluate(method: Method, papers, subs, grades, editions, min_grade: int) -> 
 
 
 def main() -> None:
+    if "--days" in sys.argv[1:]:
+        from rank_days import main as days_main
+
+        sys.argv.remove("--days")
+        days_main()
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--editions", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)

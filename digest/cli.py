@@ -27,10 +27,12 @@ from digest.logs import setup_logging
 from digest.models import Paper, Subscription
 from digest.pipeline import Delivery, Outcome, gather, invalid_outcomes, local_date, plan, send_editions
 from digest.rank import Ranker
+from digest.ratings import load_ratings, paper_vectors
 from digest.render import Renderer
 from digest.report import print_outcomes, progress
 from digest.store import Store, open_store
 from digest.store.sqlite import worker_id
+from digest.cli_rate import rate as rate_command
 
 __all__ = ["main", "cli"]
 
@@ -113,10 +115,12 @@ def send(app: App, dry_run: bool, users: tuple[str, ...], date: dt.date | None, 
         settings = app.settings()
         loaded = _subscriptions(settings, users)
         now = dt.datetime.now(dt.timezone.utc)
-        outcomes, source_failed, seconds = asyncio.run(_send(settings, loaded, now, date, dry_run, out))
+        outcomes, source_failed, seconds, halted = asyncio.run(_send(settings, loaded, now, date, dry_run, out))
     print_outcomes(outcomes, as_json, seconds)
-    failed = source_failed or any(o.failed or o.status == "skipped-invalid" for o in outcomes)
-    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+    if halted:  # the relay, the outbox or the store failed: one line that says what to fix
+        click.echo(f"error: stopped sending: {halted}", err=True)
+    failed = source_failed or any(o.failed or o.status in ("skipped-invalid", "skipped-deferred") for o in outcomes)
+    sys.exit(EXIT_PARTIAL if failed or halted else EXIT_OK)
 
 
 async def _send(
@@ -126,8 +130,9 @@ async def _send(
     date: dt.date | None,
     dry_run: bool,
     out: Path,
-) -> tuple[list[Outcome], bool, float | None]:
-    """Every reader's outcome, whether a source failed, and the seconds the sending took."""
+) -> tuple[list[Outcome], bool, float | None, str | None]:
+    """Every reader's outcome, whether a source failed, the seconds the sending took, and why the
+    run halted (None: it did not)."""
     subs = loaded.subscriptions
     day = date or now.date()
     papers, results = await gather(settings.source_specs, day=day)
@@ -137,7 +142,7 @@ async def _send(
         reason = "; ".join(f"{r.name}: {r.error}" for r in results)
         return outcomes + [
             Outcome(s.id, "skipped-no-sources", edition_date=date or local_date(s, now), error=reason) for s in subs
-        ], True, None
+        ], True, None, None
     store = open_store(settings.database_url, read_only=dry_run)
     try:
         mailer = PreviewMailer(out) if dry_run else _mailer(settings)
@@ -162,7 +167,7 @@ async def _send(
                 )
     finally:
         store.close()
-    return outcomes, source_failed, run.seconds
+    return outcomes, source_failed, run.seconds, delivery.halted
 
 
 def _mailer(settings: Settings) -> Mailer:
@@ -182,6 +187,7 @@ def _mailer(settings: Settings) -> Mailer:
         rate_limit=smtp.rate_limit,
         retries=smtp.retries,
         validate_certs=smtp.validate_certs,
+        halt_after=smtp.halt_after,
     )
 
 
@@ -234,12 +240,15 @@ def check(app: App) -> None:
         store = open_store(settings.database_url, read_only=True)
         try:
             states = store.subscribers()
+            counts = store.rating_counts()
             for sub in loaded.subscriptions:
                 state = states.get(sub.id)
                 if state and state.unsubscribed_at:
                     click.echo(f"{sub.path}: unsubscribed on {state.unsubscribed_at:%Y-%m-%d} (digest resubscribe {sub.id})")
                 if state and state.suspended_at:
                     click.echo(f"{sub.path}: suspended on {state.suspended_at:%Y-%m-%d}: {state.suspended_reason}")
+                if sub.id in counts:  # how many, never which papers: ratings are the reader's
+                    click.echo(f"{sub.path}: ratings: {counts[sub.id][0]} more like this, {counts[sub.id][1]} not for me")
         finally:
             store.close()
         ok = len(loaded.subscriptions)
@@ -304,13 +313,18 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
         sub = _one_subscription(settings, user)
         now = dt.datetime.now(dt.timezone.utc)
         papers, results = asyncio.run(gather(settings.source_specs, day=now.date()))
-        store = open_store(settings.database_url, read_only=True)
+        store = open_store(settings.database_url)  # writes only the vectors of papers new to it
         try:
             seen = store.seen(sub.id)
+            vectors, _ = paper_vectors(store, papers, now=now)
+            rated = load_ratings(store, [sub.id])[sub.id]
         finally:
             store.close()
-        ranker = Ranker(papers, now=now, semantic=settings.semantic)
-        edition = plan(dataclasses.replace(sub, max_papers=10**9), ranker, seen=seen, papers=papers, edition_date=local_date(sub, now))
+        ranker = Ranker(papers, now=now, semantic=settings.semantic, vectors=vectors)
+        edition = plan(
+            dataclasses.replace(sub, max_papers=10**9), ranker, seen=seen, papers=papers,
+            edition_date=local_date(sub, now), rated=rated,
+        )  # fmt: skip
     for result in results:
         if not result.ok:
             click.echo(f"source {result.name}: FAILED: {result.error}", err=True)
@@ -324,13 +338,15 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
                 "score": round(s.score, 4),
                 "matched": list(s.matched_terms),
                 "url": s.paper.url,
+                "via": s.via,  # what put it there: keywords | model | explore | trending
             }
             for s in chosen
         ]
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         for s in chosen:
-            click.echo(f"{s.score:7.3f}  {s.paper.title}\n         {s.why}")
+            via = "" if s.via in ("keywords", "trending") else f"  [{s.via}]"
+            click.echo(f"{s.score:7.3f}  {s.paper.title}\n         {s.why}{via}")
     sys.exit(EXIT_PARTIAL if any(not r.ok for r in results) else EXIT_OK)
 
 
@@ -397,6 +413,9 @@ def resubscribe(app: App, user: str) -> None:
         finally:
             store.close()
     click.echo(f"{user}: {'subscribed again' if changed else 'was not unsubscribed or suspended'}")
+
+
+cli.add_command(rate_command)
 
 
 def main() -> None:

@@ -15,9 +15,16 @@
   Message-ID.
 * One renewer extends the lease of every claim held (being built, queued, in flight, or accepted
   and not yet committed) every quarter of the lease.
-* A temporary or permanent failure is recorded at once for that reader (and may suspend them);
-  a stop (`delivery.stop`) gives queued claims back unsent; on the way out (normally, or on an
-  error or cancellation) the buffer is committed and every claim not sent is released.
+* A temporary or permanent failure about the reader (RCPT, DATA) is recorded at once for that
+  reader (and may suspend them). A failure of the relay (RelayError) is never the reader's: the
+  claim is given back (pending) and, when it halts, the run halts.
+* The background tasks (senders, committer, renewer) are supervised: one that dies halts the run
+  with its error, so nothing ever waits for a task that is gone. A store error while recording
+  halts the run too (sending on without recording would only make duplicates).
+* A halt (`delivery.halt`) cancels the senders, gives every queued claim back unsent as
+  `skipped-deferred`; a stop (`delivery.stop`) lets the messages in flight finish and gives the
+  queued claims back as `skipped-stopping`. On the way out (normally, or on an error or
+  cancellation) the buffer is committed and every claim not sent is released.
 """
 
 from __future__ import annotations
@@ -26,16 +33,14 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from digest.editions import Built
-from digest.errors import DeliveryError, DigestError
+from digest.errors import DeliveryError, DigestError, RelayError, StoreError
 from digest.models import OutgoingMessage
+from digest.runstate import Delivery, Outcome
 from digest.store import SentEdition
-
-if TYPE_CHECKING:
-    from digest.pipeline import Delivery, Outcome
 
 __all__ = ["Dispatcher", "Job", "MAX_COMMIT"]
 
@@ -82,23 +87,23 @@ class Dispatcher:
 
     async def __aenter__(self) -> Dispatcher:
         n = max(1, self.delivery.mailer.concurrency) * 2
-        self._senders = [asyncio.create_task(self._sender()) for _ in range(n)]
-        self._helpers = [asyncio.create_task(self._committer()), asyncio.create_task(self._renewer())]
+        self._senders = [self._spawn(self._sender()) for _ in range(n)]
+        self._helpers = [self._spawn(self._committer()), self._spawn(self._renewer())]
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            if exc_type is None:
+            if exc_type is None and not self.delivery.halted:
                 for _ in self._senders:
                     await self.queue.put(None)
-                await asyncio.gather(*self._senders)
             else:
                 for task in self._senders:
                     task.cancel()
-                await asyncio.gather(*self._senders, return_exceptions=True)
+            await asyncio.gather(*self._senders, return_exceptions=True)
         finally:
             for task in self._senders:
                 task.cancel()
+            self._drain()  # queued and never taken (a halt): given back
             while self.accepted:  # whatever the server accepted is recorded, whatever happens next
                 self._commit()
             for task in self._helpers:
@@ -106,6 +111,43 @@ class Dispatcher:
             await asyncio.gather(*self._helpers, return_exceptions=True)
             for job in list(self.held.values()):  # claimed and never sent: give them back
                 self._release(job)
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        task.add_done_callback(self._supervise)
+        return task
+
+    def _supervise(self, task: asyncio.Task[None]) -> None:
+        """A background task that ended with an error halts the run: nobody waits for it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("a delivery task died", exc_info=error)
+        self.halt(str(error) if isinstance(error, DigestError) else f"internal error: {error!r}")
+
+    def halt(self, reason: str) -> None:
+        """Stop starting messages: the senders are cancelled (each gives its claim back) and the
+        queue is drained; the pipeline stops claiming."""
+        if self.delivery.halted is None:
+            self.delivery.halt(reason)
+        current = asyncio.current_task()
+        for task in self._senders:
+            if task is not current:
+                task.cancel()
+        self._drain()
+
+    def _drain(self) -> None:
+        while not self.queue.empty():
+            job = self.queue.get_nowait()
+            if job is not None:
+                self._give_back(job)
+
+    def _give_back(self, job: Job) -> None:
+        """A claim this run will not send: released, with the outcome of a stopping run."""
+        self._release(job)
+        self.done(job.index, self.delivery.stopped(*job.key))
 
     def hold(self, index: int, sub_id: str, day: dt.date, paper_keys: tuple[str, ...]) -> Job:
         """An edition this worker has just claimed: its claim is renewed from now on, and given back
@@ -116,9 +158,10 @@ class Dispatcher:
 
     async def put(self, job: Job, built: Built) -> None:
         """Queue a held edition, now built, for sending (waits while the queue is full)."""
-        from digest.pipeline import Outcome
-
         (sub_id, day) = job.key
+        if self.delivery.stopping():
+            self._give_back(job)
+            return
         if built.status != "ok":  # rendering failed: this reader fails, the edition stays claimable
             self._release(job)
             log.error("edition failed", extra={"subscriber": sub_id, "date": day.isoformat(), "error": built.error})
@@ -130,19 +173,16 @@ class Dispatcher:
     # -- senders ------------------------------------------------------------------------------
 
     async def _sender(self) -> None:
-        while True:
+        while not self.delivery.halted:  # a halt cancels the other senders; this one ends here
             job = await self.queue.get()
             if job is None:
                 return
             await self._send(job)
 
     async def _send(self, job: Job) -> None:
-        from digest.pipeline import Outcome
-
         d, (sub_id, day), index = self.delivery, job.key, job.index
-        if d.stop.is_set():
-            self._release(job)
-            self.done(index, Outcome(sub_id, "skipped-stopping", edition_date=day))
+        if d.stopping():
+            self._give_back(job)
             return
         assert job.built is not None
         try:
@@ -156,6 +196,16 @@ class Dispatcher:
         started = time.monotonic()
         try:
             job.receipt = await d.mailer.send(job.message)
+        except RelayError as exc:  # the relay's fault, not this reader's: pending (with the reason), never counted
+            if exc.halts:
+                self.halt(str(exc))
+            self.held.pop(job.key, None)
+            try:
+                d.store.mark_failed(sub_id, day, error=str(exc), permanent=False, now=self.now)
+            except StoreError as store_exc:
+                self.halt(f"store: {store_exc}")
+            self.done(index, Outcome(sub_id, "skipped-deferred", edition_date=day, error=str(exc)))
+            return
         except DeliveryError as exc:
             self.held.pop(job.key, None)
             self.done(index, self._failure(job, exc))
@@ -165,24 +215,26 @@ class Dispatcher:
             self._release(job)
             self.done(index, Outcome(sub_id, "failed", edition_date=day, error=f"internal error: {exc!r}"))
             return
-        except BaseException:
-            self._release(job)
+        except BaseException:  # cancelled (a halt, or the run's own cancellation)
+            if d.halted:
+                self._give_back(job)
+            else:
+                self._release(job)
             raise
         job.seconds = time.monotonic() - started
         self.accepted.append(job)
         self._wake.set()
 
     def _failure(self, job: Job, exc: DeliveryError) -> Outcome:
-        from digest.pipeline import Outcome
-
         d, (sub_id, day) = self.delivery, job.key
         try:
             d.store.mark_failed(sub_id, day, error=str(exc), permanent=exc.permanent, now=self.now)
             if exc.permanent and d.store.permanent_failures_in_a_row(sub_id) >= d.suspend_after:
                 d.store.suspend(sub_id, reason=str(exc), now=self.now)
                 log.warning("subscriber suspended", extra={"subscriber": sub_id, "error": str(exc)})
-        except DigestError as store_exc:
+        except StoreError as store_exc:  # cannot record: sending on would only pile up more of this
             log.error("failure not recorded", extra={"subscriber": sub_id, "error": str(store_exc)})
+            self.halt(f"store: {store_exc}")
         log.error(
             "edition failed",
             extra={"subscriber": sub_id, "date": day.isoformat(), "error": str(exc), "permanent": exc.permanent},
@@ -207,8 +259,6 @@ class Dispatcher:
                 await asyncio.sleep(0)  # let the senders run between two transactions
 
     def _commit(self) -> None:
-        from digest.pipeline import Outcome
-
         d = self.delivery
         batch = self.accepted[:MAX_COMMIT]
         del self.accepted[: len(batch)]
@@ -219,6 +269,7 @@ class Dispatcher:
         try:
             d.store.mark_sent_many(sent, now=self.now)
         except DigestError as exc:  # accepted but not recorded: the claim's lease runs out, the resend is the same message
+            self.halt(f"store: cannot record {len(batch)} delivered editions: {exc}")
             for job in batch:
                 self.held.pop(job.key, None)
                 log.error("edition failed", extra={"subscriber": job.key[0], "date": job.key[1].isoformat(), "error": str(exc)})

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.errors import DigestError
-from digest.models import Edition, OutgoingMessage, Paper, RenderedDigest, Subscription
+from digest.models import Edition, OutgoingMessage, Paper, RatedPaper, RenderedDigest, Subscription
 from digest.rank import Ranker
 from digest.render import Renderer, build_message, message_id_for
 from digest.render.context import MORE_SHOWN
-from digest.tokens import unsubscribe_url
+from digest.tokens import RatingLinks, derive_key, unsubscribe_url
 
 __all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process", "off_sources"]
 
@@ -89,13 +89,18 @@ class Builder:
         public_url: str,
         secret: bytes,
         now: dt.datetime,
+        rated_by_sub: Mapping[str, Sequence[RatedPaper]] | None = None,
     ) -> None:
         self.ranker = ranker
         self.papers: tuple[Paper, ...] = ranker.papers
         self.subs = subs
         self.seen_by_sub = seen_by_sub
+        # Each reader's ratings (store.ratings_many): the ranker's per-reader model. Held here, so
+        # the helper processes (forked with this Builder) have them too.
+        self.rated_by_sub: Mapping[str, Sequence[RatedPaper]] = rated_by_sub or {}
         self.renderer = renderer
         self.sender, self.public_url, self.secret, self.now = sender, public_url, secret, now
+        self._rate_key = derive_key(secret, "rate")  # signs every rating link of the run
         self._off_sources: dict[frozenset[str], frozenset[str]] = {}
 
     def _skip(self, sub: Subscription) -> frozenset[str]:
@@ -114,7 +119,8 @@ class Builder:
         best first: shown, and listed as "and N more"; and their scores (None for the trending
         digest). Cheap: no ScoredPaper is built."""
         subs = [self.subs[i] for i in indexes]
-        return self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs})
+        rated = {s.id: self.rated_by_sub[s.id] for s in subs if self.rated_by_sub.get(s.id)}
+        return self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs}, rated_by_sub=rated)
 
     def item(self, index: int, day: dt.date, positions: np.ndarray, scores: np.ndarray | None) -> Item:
         """What `build` needs of one planned reader: the ranking's head only (what the message shows)."""
@@ -130,16 +136,21 @@ class Builder:
         out = []
         for item in items:
             sub = self.subs[item.index]
-            ranked = self.ranker.materialise(sub, item.positions, item.scores) if item.total else []
+            # The reader's ratings go along: this may run in a helper process that never ranked them.
+            rated = {"rated": self.rated_by_sub[sub.id]} if self.rated_by_sub.get(sub.id) else {}
+            ranked = self.ranker.materialise(sub, item.positions, item.scores, **rated) if item.total else []
             n = min(sub.max_papers, item.total)
             more = tuple(ranked[n : n + MORE_SHOWN])
             out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))
         return out
 
     def render(self, edition: Edition) -> tuple[RenderedDigest, str]:
-        """Subject, text and HTML of one edition, and the unsubscribe URL they carry."""
-        link = unsubscribe_url(self.public_url, edition.subscription.id, self.secret)
-        return self.renderer.render(edition, unsubscribe_url=link, now=self.now), link
+        """Subject, text and HTML of one edition (every paper with its signed "more like this" /
+        "not for me" links), and the unsubscribe URL they carry."""
+        sub_id = edition.subscription.id
+        link = unsubscribe_url(self.public_url, sub_id, self.secret)
+        rate = RatingLinks(self.public_url, sub_id, self.secret, key=self._rate_key)
+        return self.renderer.render(edition, unsubscribe_url=link, now=self.now, rating_links=rate), link
 
     def finish(self, built: Built) -> OutgoingMessage:
         """The message of a built edition: as built, or its MIME bytes made now from the rendered

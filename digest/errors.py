@@ -17,6 +17,7 @@ __all__ = [
     "DeliveryError",
     "TemporaryDeliveryError",
     "PermanentDeliveryError",
+    "RelayError",
     "RenderError",
     "EXIT_OK",
     "EXIT_PARTIAL",
@@ -90,3 +91,14 @@ class PermanentDeliveryError(DeliveryError):
     """5xx: the server refused this message for good; do not retry."""
 
     permanent = True
+
+
+class RelayError(TemporaryDeliveryError):
+    """The mail server (or the outbox) failed, not this reader: a refused or silent connection,
+    TLS, AUTH, or a reply to MAIL FROM. Never counted against the reader: the edition stays
+    pending. `halts`: sending more in this run cannot help (a wrong password, a relay that stopped
+    answering): the run stops starting new messages and ends with this reason."""
+
+    def __init__(self, message: str, *, code: int | None = None, halts: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.halts = halts

@@ -19,6 +19,7 @@ __all__ = [
     "Subscription",
     "Match",
     "ScoredPaper",
+    "RatedPaper",
     "Edition",
     "RenderedDigest",
     "OutgoingMessage",
@@ -124,11 +125,23 @@ class ScoredPaper:
     score: float
     matches: tuple[Match, ...] = ()
     why: str = "trending"  # one line: why this paper was chosen
+    via: str = "keywords"  # what put it there: "keywords" | "model" | "explore" | "trending"
 
     @property
     def matched_terms(self) -> tuple[str, ...]:
         """The reader's terms that matched, each once, in order of first appearance."""
         return tuple(dict.fromkeys(m.term for m in self.matches))
+
+
+@dataclass(frozen=True, slots=True)
+class RatedPaper:
+    """One of a reader's ratings, as the ranker receives it (joined with the stored paper)."""
+
+    key: str  # Paper.key
+    vote: int  # +1 "more like this", -1 "not for me"
+    title: str  # for the "like «title» that you rated up" reason
+    vector: bytes | None  # the stored embed() blob (None if unknown: ignored by the model)
+    rated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

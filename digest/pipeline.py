@@ -25,16 +25,16 @@ import datetime as dt
 import logging
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from digest import sources as sources_stage
-from digest.deliver import Mailer
 from digest.dispatch import Dispatcher, Job
 from digest.editions import Builder, BuildProcess, Built, Item, build_in_process, off_sources
-from digest.errors import DigestError, Problem
-from digest.models import Edition, Paper, ScoredPaper, SourceResult, SourceSpec, Subscription
+from digest.errors import DigestError, Problem, StoreError
+from digest.models import Edition, Paper, RatedPaper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
-from digest.render import Renderer
+from digest.ratings import load_ratings, paper_vectors
+from digest.runstate import Delivery, Outcome
 from digest.schedule import fire_time
 from digest.store import Store
 
@@ -46,61 +46,6 @@ CHUNK = 256  # readers built as one batch at most (ranked together)
 CHUNK_IN_PROCESS = 32  # smaller when this process builds: the senders wait while it ranks
 CLAIM_BATCH = 32  # claims to a transaction
 PROCESS_MIN = 200  # readers in a run from which a helper process builds the messages (1,000 readers: 8.3 -> 5.9 s)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one subscriber in one run (the `--json` row of `digest send`)."""
-
-    user: str
-    status: str  # sent | dry-run | already-sent | failed | skipped-<reason>
-    papers: int = 0
-    message_id: str | None = None
-    edition_date: dt.date | None = None
-    error: str | None = None
-    permanent: bool = False  # a failure the server said not to retry (5xx)
-    seconds: float | None = None  # time the mailer took to deliver
-    size: int | None = None  # bytes of the message delivered
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
-
-    def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "user": self.user,
-            "status": self.status,
-            "papers": self.papers,
-            "message_id": self.message_id,
-        }
-        if self.edition_date:
-            out["date"] = self.edition_date.isoformat()
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-@dataclass
-class Delivery:
-    """Everything `send_editions` needs besides the subscribers and papers."""
-
-    store: Store
-    mailer: Mailer
-    renderer: Renderer
-    sender: str
-    public_url: str
-    secret: bytes
-    worker: str
-    lease: dt.timedelta = dt.timedelta(minutes=10)
-    suspend_after: int = 3
-    sent_status: str = "sent"  # "dry-run" when the mailer only writes previews
-    on_outcome: Callable[[Outcome], None] | None = None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: start nothing new
-    # A pending edition (or one a dead worker held) whose due instant is older than this is
-    # expired, never sent late. None: no limit. A fresh edition is never expired.
-    edition_max_age: dt.timedelta | None = None
-    # The real clock, for claim leases: `now` of a run is its start, and a run can outlast a lease.
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
 
 
 def local_date(sub: Subscription, now: dt.datetime) -> dt.date:
@@ -121,12 +66,14 @@ def plan(
     seen: set[str],
     papers: Sequence[Paper],
     edition_date: dt.date,
+    rated: Sequence[RatedPaper] = (),
 ) -> Edition:
-    """The edition one subscriber would get: their sources only, nothing already sent, best first."""
+    """The edition one subscriber would get: their sources only, nothing already sent, best first
+    (with their ratings, the per-reader model's ranking)."""
     skip = set(seen)
     if sub.sources is not None:
         skip.update(off_sources(sub.sources, papers))
-    ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip))
+    ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip), rated=rated)
     shown, rest = ranked[: sub.max_papers], ranked[sub.max_papers :]
     return Edition(sub, edition_date, tuple(shown), more=len(rest), more_papers=tuple(rest))
 
@@ -149,9 +96,11 @@ async def send_editions(
     batch (in a helper process for large runs), claimed in one transaction, then handed to
     `mailer.concurrency` senders; accepted messages are recorded by a group commit (dispatch.py).
     """
-    ranker = Ranker(papers, now=now, semantic=semantic)
+    vectors, _ = paper_vectors(delivery.store, papers, now=now)  # embeds only papers new to the store
+    ranker = Ranker(papers, now=now, semantic=semantic, vectors=vectors)
     state = delivery.store.subscribers()
     seen_by_sub = delivery.store.seen_many([s.id for s in subs], among={p.key for p in papers})
+    rated_by_sub = load_ratings(delivery.store, [s.id for s in subs])
     outcomes: list[Outcome] = [None] * len(subs)  # type: ignore[list-item]
 
     def done(index: int, outcome: Outcome) -> None:
@@ -167,6 +116,7 @@ async def send_editions(
     builder = Builder(
         ranker, subs, seen_by_sub, delivery.renderer,
         sender=delivery.sender, public_url=delivery.public_url, secret=delivery.secret, now=now,
+        rated_by_sub=rated_by_sub,
     )  # fmt: skip
     process = None
     if len(subs) >= PROCESS_MIN and BuildProcess.available():
@@ -191,6 +141,8 @@ async def send_editions(
             # Chunks of at most 1/16 of the run: replicas sending the same run at once share it out.
             chunk = max(CHUNK_IN_PROCESS, min(CHUNK if process else CHUNK_IN_PROCESS, len(subs) // 16))
             for indexes in _chunks(len(subs), chunk):
+                if delivery.halted:  # the rest are given their outcome below, without the store
+                    break
                 todo = _check(indexes, subs, day_of, state, delivery, now, done)
                 claimed = await _plan_and_claim(todo, builder, delivery, dispatcher, done)
                 if claimed:
@@ -205,6 +157,9 @@ async def send_editions(
             future.cancel()
         if process is not None:
             process.close()
+    for i, outcome in enumerate(outcomes):  # a halted run: the readers it never reached
+        if outcome is None:
+            done(i, delivery.stopped(subs[i].id, day_of(subs[i])))
     return outcomes
 
 
@@ -246,8 +201,8 @@ async def _plan_and_claim(
     for (i, day), (positions, scores) in zip(todo, order):
         if not len(positions) and not subs[i].send_empty:
             done(i, Outcome(subs[i].id, "skipped-empty", edition_date=day))
-        elif delivery.stop.is_set():
-            done(i, Outcome(subs[i].id, "skipped-stopping", edition_date=day))
+        elif delivery.stopping():
+            done(i, delivery.stopped(subs[i].id, day))
         else:
             ready.append((i, day, positions, scores))
     claimed: list[_Claimed] = []
@@ -255,11 +210,16 @@ async def _plan_and_claim(
     for lo in range(0, len(ready), CLAIM_BATCH):
         batch = ready[lo : lo + CLAIM_BATCH]
         keys = [(subs[i].id, day) for i, day, _, _ in batch]
+        if delivery.stopping():
+            for i, day, _, _ in batch:
+                done(i, delivery.stopped(subs[i].id, day))
+            continue
         try:
             won = store.claim_many(keys, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease)
-        except DigestError as exc:
-            for (i, _, _, _), (sub_id, day) in zip(batch, keys):
-                done(i, _failed(sub_id, day, exc))
+        except StoreError as exc:  # the store's fault, not these readers': the run stops here
+            delivery.halt(f"store: {exc}")
+            for i, day, _, _ in batch:
+                done(i, delivery.stopped(subs[i].id, day))
             continue
         for (i, day, positions, scores), (sub_id, _), ok in zip(batch, keys, won):
             if ok:
@@ -301,6 +261,9 @@ def _check(
         day = day_of(sub)
         try:
             outcome = _before_build(sub, day, state, delivery, now)
+        except StoreError as exc:  # the store's fault, not this reader's: the run stops here
+            delivery.halt(f"store: {exc}")
+            outcome = delivery.stopped(sub.id, day)
         except DigestError as exc:  # a bug-free failure we can name: record it, go on
             outcome = _failed(sub.id, day, exc)
         if outcome is None:
@@ -320,8 +283,8 @@ def _before_build(sub: Subscription, day: dt.date, state: dict, delivery: Delive
     if record is not None and record.status in ("sent", "expired", "failed"):
         status = "already-sent" if record.status == "sent" else f"skipped-{record.status}"
         return Outcome(sub.id, status, record.paper_count or 0, record.message_id, day)
-    if delivery.stop.is_set():
-        return Outcome(sub.id, "skipped-stopping", edition_date=day)
+    if delivery.stopping():
+        return delivery.stopped(sub.id, day)
     if record is not None and _too_old(sub, day, now, delivery.edition_max_age):
         # A retry (pending after a temporary failure, or a dead worker's claim) past its max age.
         if not store.claim(sub.id, day, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease):

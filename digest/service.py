@@ -44,6 +44,7 @@ from digest.schedule import due_edition, fire_time, missed_editions, next_fire
 from digest.store import Store
 from digest.store.sqlite import worker_id
 from digest.web import make_app, start_server, stop_server
+from digest.web_rate import Rated
 
 __all__ = ["Service", "parse_listen"]
 
@@ -88,6 +89,7 @@ class Service:
         self.stopping = asyncio.Event()
         self.delivery_stop = asyncio.Event()
         self.last_run: dt.datetime | None = None
+        self.last_error: str | None = None  # why the last run halted; None: it did not
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._drain: asyncio.Task[None] | None = None
         self._papers: tuple[float, list[Paper]] | None = None
@@ -311,7 +313,10 @@ class Service:
                 subs, papers, delivery, now=now, edition_date=dates, semantic=self.settings.semantic
             )
         self.last_run = self.clock()
-        if not any(o.failed for o in outcomes):
+        # A halted run (the relay or the store failed): its editions are pending again and the
+        # retry job sends them; until a run gets through, /healthz says why nothing goes out.
+        self.last_error = delivery.halted
+        if delivery.halted is None and not any(o.failed for o in outcomes):
             self.metrics.run_succeeded()
 
     def _count(self, outcome: Outcome) -> None:
@@ -341,7 +346,13 @@ class Service:
             is_known=lambda sub_id: sub_id in self.subs or sub_id in self.invalid,
             health=self.health,
             metrics=self.metrics,
+            rate=self._rate,
         )
+
+    def _rate(self, sub_id: str, paper_key: str, vote: int) -> Rated:
+        # Nothing logged: a reader's ratings are theirs.
+        previous = self.store.rate(sub_id, paper_key, vote, now=self.clock())
+        return Rated(previous, self.store.titles([paper_key]).get(paper_key))
 
     def _unsubscribe(self, sub_id: str) -> bool:
         # web.py counts digest_unsubscribes_total and logs the unsubscribe: not again here.
@@ -357,4 +368,6 @@ class Service:
             "next_run": min(times).isoformat() if times else None,
             "subscribers": len(self.subs),
             "queued": len(self.queue),
+            "ready": running and self.last_error is None,
+            "last_error": self.last_error,
         }

@@ -8,6 +8,13 @@ stem) and nothing more. Tokens do not expire: a link in an old email keeps worki
 
 Rotating the secret: sign with the new one and pass the old ones to :func:`verify_token` as
 ``old_secrets`` until old emails no longer matter. The version byte lets a later format coexist.
+
+Rating tokens ("more like this" / "not for me" / undo) are signed with a key derived from the same
+secret for that one purpose (:func:`derive_key`), so a token of one kind is never valid as the
+other. A rating token is the unpadded URL-safe base64 of ``version | len(id) | id | vote | paper
+key | tag``: one byte each for the version, the id's length in UTF-8 bytes (at most 255) and the
+vote (``0x01`` up, ``0xff`` down, ``0x00`` clear), ``tag`` the first 16 bytes of HMAC-SHA256 with
+the derived key over a context string and everything before it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,16 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
-__all__ = ["make_token", "verify_token", "unsubscribe_url", "TOKEN_VERSION"]
+__all__ = [
+    "make_token",
+    "verify_token",
+    "unsubscribe_url",
+    "TOKEN_VERSION",
+    "derive_key",
+    "make_rating_token",
+    "verify_rating_token",
+    "RatingLinks",
+]
 
 TOKEN_VERSION = 1
 _CONTEXT = b"digest/unsubscribe\x00"
@@ -42,6 +58,17 @@ def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def _b64decode(token: object) -> bytes | None:
+    """The bytes of a canonical unpadded URL-safe base64 token, else None."""
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw if _b64encode(raw) == token else None  # else non-canonical (e.g. altered padding bits)
+
+
 def make_token(subscriber_id: str, secret: bytes) -> str:
     """A URL-safe token that carries ``subscriber_id`` and proves it was signed with ``secret``."""
     _check_secret(secret)
@@ -58,15 +85,8 @@ def verify_token(
     ``old_secrets``), else None. Never raises on a bad token: truncated, altered, forged,
     non-canonical or garbage input all give None."""
     _check_secret(secret)
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
-        return None
-    if not _TOKEN_RE.fullmatch(token):
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    if _b64encode(raw) != token:  # non-canonical spelling (e.g. altered padding bits)
+    raw = _b64decode(token)
+    if raw is None:
         return None
     if len(raw) < 2 + _TAG_BYTES or raw[0] != TOKEN_VERSION:
         return None
@@ -87,3 +107,73 @@ def unsubscribe_url(public_url: str, subscriber_id: str, secret: bytes) -> str:
     """``<public_url>/unsubscribe/<token>`` (a trailing slash on ``public_url`` is ignored)."""
     token = make_token(subscriber_id, secret)
     return f"{public_url.rstrip('/')}/unsubscribe/{quote(token, safe='')}"
+
+
+# -- rating tokens ------------------------------------------------------------------------------
+
+_RATE_CONTEXT = b"digest/rate\x00"
+_VOTE_BYTE = {1: b"\x01", -1: b"\xff", 0: b"\x00"}
+_BYTE_VOTE = {1: 1, 0xFF: -1, 0: 0}
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """The key for one purpose (e.g. ``"rate"``), derived from the service secret: HMAC-SHA256 of
+    the purpose under the secret. Knowing a derived key tells nothing of the secret or the others."""
+    _check_secret(secret)
+    return hmac.new(bytes(secret), b"digest/derive\x00" + purpose.encode("utf-8"), hashlib.sha256).digest()
+
+
+class RatingLinks:
+    """The rating URLs of one reader's digest: ``links(paper_key, vote)`` is
+    ``<public_url>/rate/<token>``. Cheap per link (the reader's part of the MAC is computed once);
+    pass a ``key`` from :func:`derive_key` (``"rate"``) to share that work across readers."""
+
+    __slots__ = ("base", "_head", "_mac")
+
+    def __init__(self, public_url: str, subscriber_id: str, secret: bytes, *, key: bytes | None = None) -> None:
+        ident = subscriber_id.encode("utf-8")
+        if not ident or len(ident) > 255:
+            raise ValueError("subscriber_id must be 1 to 255 bytes of UTF-8")
+        self.base = f"{public_url.rstrip('/')}/rate/"
+        self._head = bytes([TOKEN_VERSION, len(ident)]) + ident
+        self._mac = hmac.new(key or derive_key(secret, "rate"), _RATE_CONTEXT + self._head, hashlib.sha256)
+
+    def token(self, paper_key: str, vote: int) -> str:
+        body = _VOTE_BYTE[vote] + paper_key.encode("utf-8")
+        mac = self._mac.copy()
+        mac.update(body)
+        return _b64encode(self._head + body + mac.digest()[:_TAG_BYTES])
+
+    def __call__(self, paper_key: str, vote: int) -> str:
+        return self.base + self.token(paper_key, vote)
+
+
+def make_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: bytes) -> str:
+    """A token that carries (reader, paper, vote: +1, -1 or 0 to clear), signed for rating."""
+    return RatingLinks("", subscriber_id, secret).token(paper_key, vote)
+
+
+def verify_rating_token(
+    token: str, secret: bytes, *, old_secrets: Iterable[bytes] = ()
+) -> tuple[str, str, int] | None:
+    """(subscriber id, paper key, vote) of a rating token signed with ``secret`` (or one of
+    ``old_secrets``), else None; never raises on a bad token."""
+    _check_secret(secret)
+    raw = _b64decode(token)
+    if raw is None or len(raw) < 4 + _TAG_BYTES or raw[0] != TOKEN_VERSION:
+        return None
+    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    n = payload[1]
+    if len(payload) < 2 + n + 2 or payload[2 + n] not in _BYTE_VOTE:
+        return None
+    ok = False
+    for key in (secret, *old_secrets):
+        if key:  # every key is tried: no early exit that would time which one matched
+            mac = hmac.new(derive_key(key, "rate"), _RATE_CONTEXT + payload, hashlib.sha256).digest()
+            ok |= hmac.compare_digest(mac[:_TAG_BYTES], tag)
+    if not ok:
+        return None
+    try:
+        return payload[2 : 2 + n].decode("utf-8"), payload[3 + n :].decode("utf-8"), _BYTE_VOTE[payload[2 + n]]
+    except UnicodeDecodeError:  # pragma: no cover - only reachable with a valid tag
+        return None

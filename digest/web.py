@@ -1,4 +1,5 @@
-"""The HTTP side of ``digest run``: ``/healthz``, ``/metrics`` and one-click unsubscribe.
+"""The HTTP side of ``digest run``: ``/healthz``, ``/metrics``, one-click unsubscribe, and the
+rating links (``/rate/<token>``, digest/web_rate.py).
 
 Built on :mod:`aiohttp.web`; knows nothing of the pipeline or the store, only the callbacks given
 to :func:`make_app`.
@@ -132,7 +133,8 @@ async def _healthz(request: web.Request) -> web.Response:
     except Exception:
         log.exception("health callback failed")
         data = {"scheduler_running": False, "error": "health check failed"}
-    status = 200 if data.get("scheduler_running") else 503
+    # 503 when the scheduler is down or the last run could not send (relay or store failing)
+    status = 200 if data.get("scheduler_running") and data.get("ready", True) else 503
     return web.Response(
         text=json.dumps(data, default=str), status=status, content_type="application/json"
     )
@@ -195,12 +197,15 @@ def make_app(
     is_known: Callable[[str], bool],
     health: Callable[[], dict],
     metrics: Metrics,
+    rate: Callable[[str, str, int], Any] | None = None,
 ) -> web.Application:
     """The aiohttp application. ``unsubscribe(id)`` is called only on a POST with a valid token
     for a known subscriber and returns True once the reader is unsubscribed (False: unknown).
     ``is_known(id)`` says whether a subscriber exists (also True for one already unsubscribed).
     ``health()`` returns at least ``scheduler_running``, ``last_run`` and ``next_run``. Callbacks
-    may be plain functions (keep them quick: they run on the event loop) or coroutines."""
+    may be plain functions (keep them quick: they run on the event loop) or coroutines.
+    With ``rate(id, paper_key, vote)`` (returning a ``web_rate.Rated``), the rating links of the
+    digests are served too (digest/web_rate.py)."""
     if not secret:
         raise ValueError("the unsubscribe secret must not be empty")
     app = web.Application(client_max_size=_MAX_BODY)
@@ -214,6 +219,10 @@ def make_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/unsubscribe/{token}", _unsubscribe_get)
     app.router.add_post("/unsubscribe/{token}", _unsubscribe_post)
+    if rate is not None:
+        from .web_rate import add_rate_routes
+
+        add_rate_routes(app, secret=secret, rate=rate, is_known=is_known)
     return app
 
 
@@ -227,6 +236,8 @@ class RedactingAccessLogger(AbstractAccessLogger):
         path = request.path
         if path.startswith("/unsubscribe/"):
             path = "/unsubscribe/<redacted>"
+        elif path.startswith("/rate/"):  # a credential, and the reader's rating
+            path = "/rate/<redacted>"
         level = logging.DEBUG if path in self._PROBES and response.status < 500 else logging.INFO
         self.logger.log(
             level,

@@ -16,6 +16,10 @@ cannot express. Every knob is a plain attribute of `FaultyHandler`, changed betw
   where a killed client leaves a delivered message unrecorded).
 - `slow_rcpt` {address: s}: the DATA reply for this recipient comes s seconds late (not stored
   before the reply).
+- `mail_reply`: every MAIL FROM gets this reply ("550 5.7.1 sender not allowed").
+- `silent_after` (n): after n messages were stored, the server never answers a MAIL FROM again
+  (a relay that stops mid-run).
+- `reject_login()`: an authenticator that refuses every login (535), as for a wrong password.
 
 It counts what it saw: `rcpt_attempts`/`data_attempts` per address, `commands` (every verb, in
 order, e.g. to prove no AUTH was sent), `sessions`, `received_at` (monotonic time of each store).
@@ -49,6 +53,8 @@ class FaultyHandler:
     silent_after_data: int = 0
     reply_delay: float = 0.0
     slow_rcpt: dict[str, float] = field(default_factory=dict)
+    mail_reply: str | None = None
+    silent_after: int | None = None
     sessions: int = 0
     commands: list[str] = field(default_factory=list)
     rcpt_attempts: Counter = field(default_factory=Counter)
@@ -66,6 +72,10 @@ class FaultyHandler:
             self.capped += 1
             asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply is written
             return "421 4.7.0 Maximum message count per session reached"
+        if self.silent_after is not None and len(self.received) >= self.silent_after:
+            await asyncio.Event().wait()  # cancelled when the client gives up and hangs up
+        if self.mail_reply:
+            return self.mail_reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -153,6 +163,10 @@ class _FaultySMTP(SMTP):
 
 def accept_any_login(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object) -> AuthResult:
     return AuthResult(success=True)
+
+
+def reject_login(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object) -> AuthResult:
+    return AuthResult(success=False, handled=False)
 
 
 class FaultySmtpServer(SmtpServer):

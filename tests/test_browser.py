@@ -10,6 +10,7 @@ package; skipped with the reason when they are missing. Screenshots go into the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import threading
@@ -24,6 +25,7 @@ from digest.cli import cli
 from digest.metrics import Metrics
 from digest.tokens import make_token
 from digest.web import RunningServer, make_app, start_server
+from digest.web_rate import Rated
 
 pytestmark = pytest.mark.browser
 
@@ -160,6 +162,7 @@ class WebServer:
     def __init__(self) -> None:
         self.known = {"alice"}
         self.unsubscribed: list[str] = []
+        self.votes: dict[tuple[str, str], int] = {}
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: RunningServer | None = None
@@ -171,10 +174,17 @@ class WebServer:
             is_known=lambda sid: sid in self.known,
             health=lambda: {"scheduler_running": True, "last_run": None, "next_run": None},
             metrics=Metrics(),
+            rate=self.rate,
         )
         self.thread.start()
         self.server = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), self.loop).result(10)
         return self
+
+    def rate(self, sid: str, key: str, vote: int) -> Rated:
+        previous = self.votes.pop((sid, key), 0)
+        if vote:
+            self.votes[(sid, key)] = vote
+        return Rated(previous, "A paper's <title>")
 
     def stop(self) -> None:
         if self.server is not None:
@@ -219,6 +229,43 @@ def test_unsubscribe_page_fits_and_its_button_unsubscribes(browser: Any, web: We
     browser.get(f"{web.server.url}/unsubscribe/{make_token('alice', b'forged')}")
     assert browser.title == "Invalid link"
     assert web.unsubscribed == ["alice"]
+
+
+def test_a_rating_link_of_a_rendered_email_records_the_vote(browser: Any, web: WebServer, shots: Path,
+                                                           tmp_path: Path) -> None:
+    """Open the email, follow its first "More like this", confirm: the vote is recorded once."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from digest.render import Renderer
+    from digest.tokens import RatingLinks
+    from tests.test_render_data import CASES, NOW, UNSUB
+
+    assert web.server is not None
+    edition = CASES["keyword"]()
+    sub = dataclasses.replace(edition.subscription, id="alice")
+    edition = dataclasses.replace(edition, subscription=sub)
+    links = RatingLinks(web.server.url, "alice", SECRET)
+    page = tmp_path / "email.html"
+    page.write_text(Renderer().render(edition, unsubscribe_url=UNSUB, now=NOW, rating_links=links).html)
+    set_width(browser, 375)
+    browser.get(page.as_uri())
+    first = browser.find_element("css selector", "p.rate a")
+    assert first.text == "More like this" and first.size["height"] >= 20  # small, still tappable
+    first.click()
+    WebDriverWait(browser, 10).until(ec.title_is("More like this?"))
+    assert web.votes == {}  # showing the page records nothing
+    assert_no_horizontal_overflow(browser, "rating confirmation at 375 px")
+    screenshot(browser, shots, "rate-confirm-375")
+    browser.find_element("css selector", "button[type=submit]").click()
+    WebDriverWait(browser, 10).until(ec.title_is("More like this"))
+    key = edition.papers[0].paper.key
+    assert web.votes == {("alice", key): 1}
+    assert "A paper's <title>" in browser.find_element("css selector", "p").text  # escaped, shown as text
+    screenshot(browser, shots, "rate-done-375")
+    browser.find_element("css selector", "button[type=submit]").click()  # undo
+    WebDriverWait(browser, 10).until(ec.title_is("Rating removed"))
+    assert web.votes == {}
 
 
 def test_the_overflow_check_is_not_vacuous(browser: Any) -> None:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_render_data import CASES, NOW, SENDER, UNSUB  # noqa: E402
 
 from digest.render import Renderer, build_message, message_id_for  # noqa: E402
+from digest.tokens import RatingLinks  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("DIGEST_REGEN_GOLDEN") == "1"
@@ -46,7 +47,8 @@ def renderer() -> Renderer:
 
 def _build(renderer: Renderer, case: str):
     edition = CASES[case]()
-    rendered = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW)
+    links = RatingLinks("https://digest.example.org", edition.subscription.id, b"golden-secret")
+    rendered = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW, rating_links=links)
     mid = message_id_for(edition.subscription.id, edition.date, SENDER)
     out = build_message(
         edition, rendered, sender=SENDER, message_id=mid, unsubscribe_url=UNSUB, date=NOW

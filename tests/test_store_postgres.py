@@ -203,8 +203,8 @@ def test_read_only_mode_creates_no_schema(url: str, admin: psycopg.Connection) -
 
 def test_schema_is_versioned_and_a_newer_schema_is_refused(url: str, admin: psycopg.Connection) -> None:
     open_store(url).close()
-    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
-    assert set(fingerprint(admin)) == {"meta", "editions", "seen", "subscribers"}
+    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert set(fingerprint(admin)) == {"meta", "editions", "seen", "subscribers", "papers", "ratings"}
     admin.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="newer"):
         open_store(url)
@@ -291,7 +291,7 @@ def test_replicas_migrating_an_empty_database_at_once_do_not_fail(url: str, admi
     for t in threads:
         t.join()
     assert errors == []
-    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
 
     # and as separate processes, each its own interpreter and connection
     fresh = f"mig_{admin.info.dbname}"

@@ -124,7 +124,7 @@ def test_read_only_mode_creates_no_database(tmp_path: Path) -> None:
 def test_schema_is_versioned_and_a_newer_schema_is_refused(url: str, tmp_path: Path) -> None:
     open_store(url).close()
     db = sqlite3.connect(tmp_path / "digest.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     db.commit()

@@ -89,3 +89,67 @@ def test_unsubscribe_url() -> None:
     assert unsubscribe_url("http://localhost:8080", "alice", SECRET) == (
         "http://localhost:8080/unsubscribe/" + make_token("alice", SECRET)
     )
+
+
+# -- rating tokens ------------------------------------------------------------------------------
+
+from digest.tokens import RatingLinks, derive_key, make_rating_token, verify_rating_token  # noqa: E402
+
+keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(subscriber_id=ids, paper_key=keys, vote=st.sampled_from([1, -1, 0]))
+def test_rating_round_trip(subscriber_id: str, paper_key: str, vote: int) -> None:
+    token = make_rating_token(subscriber_id, paper_key, vote, SECRET)
+    assert set(token) <= set(URLSAFE)
+    assert verify_rating_token(token, SECRET) == (subscriber_id, paper_key, vote)
+    assert verify_rating_token(token, b"another secret") is None
+    assert verify_rating_token(token, b"new", old_secrets=[SECRET]) == (subscriber_id, paper_key, vote)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_single_character_alteration_of_a_rating_token_fails(data: st.DataObject) -> None:
+    token = make_rating_token("alice", "arxiv:2510.01234", 1, SECRET)
+    i = data.draw(st.integers(0, len(token) - 1))
+    c = data.draw(st.sampled_from(URLSAFE).filter(lambda ch: ch != token[i]))
+    assert verify_rating_token(token[:i] + c + token[i + 1 :], SECRET) is None
+    assert verify_rating_token(token[:i] + token[i + 1 :], SECRET) is None
+
+
+def test_rating_and_unsubscribe_tokens_are_not_interchangeable() -> None:
+    unsub = make_token("alice", SECRET)
+    rate = make_rating_token("alice", "arxiv:1", 1, SECRET)
+    assert verify_rating_token(unsub, SECRET) is None
+    assert verify_token(rate, SECRET) is None
+    assert verify_token(unsub, SECRET) == "alice"  # the unsubscribe format is unchanged
+    # the rating key is derived per purpose: neither the secret nor another purpose's key
+    assert derive_key(SECRET, "rate") not in (SECRET, derive_key(SECRET, "other"))
+
+
+def test_the_vote_is_signed() -> None:
+    """Flipping the vote byte of a "more like this" token does not make a valid "not for me" one."""
+    import base64
+
+    token = make_rating_token("alice", "arxiv:1", 1, SECRET)
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[2 + len("alice")] = 0xFF
+    flipped = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    assert verify_rating_token(flipped, SECRET) is None
+
+
+def test_rating_links() -> None:
+    links = RatingLinks("https://digest.example.org/base/", "alice", SECRET)
+    url = links("arxiv:2510.01234", -1)
+    assert url.startswith("https://digest.example.org/base/rate/") and len(url) < 120
+    assert verify_rating_token(url.rsplit("/", 1)[1], SECRET) == ("alice", "arxiv:2510.01234", -1)
+    shared = RatingLinks("https://x", "alice", SECRET, key=derive_key(SECRET, "rate"))
+    assert shared.token("arxiv:1", 1) == links.token("arxiv:1", 1)
+    with pytest.raises(ValueError):
+        RatingLinks("https://x", "a" * 256, SECRET)
+
+
+@pytest.mark.parametrize("bad", ["", "x", "AQ", "=" * 10, "é", "A" * 3000, None])
+def test_garbage_rating_tokens(bad: object) -> None:
+    assert verify_rating_token(bad, SECRET) is None  # type: ignore[arg-type]

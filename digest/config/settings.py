@@ -48,6 +48,7 @@ class SmtpSettings(_Strict):
     rate_limit: int | None = Field(None, ge=1)  # messages per minute, overall; unset: no limit
     retries: int = Field(3, ge=0)  # attempts after the first, within one run, on 4xx / drops
     validate_certs: bool = True
+    halt_after: int = Field(3, ge=1)  # relay failures in a row (timeouts, refused) that stop the run
 
 
 class SourceSettings(_Strict):

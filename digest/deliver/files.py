@@ -8,7 +8,7 @@ import email.policy
 import mailbox
 from pathlib import Path
 
-from digest.errors import TemporaryDeliveryError
+from digest.errors import RelayError
 from digest.models import OutgoingMessage
 
 __all__ = ["MaildirMailer", "PreviewMailer"]
@@ -31,7 +31,7 @@ class MaildirMailer:
         try:
             self._box = mailbox.Maildir(self.path, create=True)
         except OSError as exc:
-            raise TemporaryDeliveryError(f"cannot open Maildir {self.path}: {exc.strerror}") from None
+            raise RelayError(f"cannot open Maildir {self.path}: {exc.strerror}", halts=True) from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -42,7 +42,7 @@ class MaildirMailer:
         try:
             key = await asyncio.to_thread(self._box.add, message.data.replace(b"\r\n", b"\n"))
         except OSError as exc:
-            raise TemporaryDeliveryError(f"cannot write to Maildir {self.path}: {exc.strerror}") from None
+            raise RelayError(f"cannot write to Maildir {self.path}: {exc.strerror}", halts=True) from None
         return f"{self.path}/new/{key}"
 
 

@@ -6,6 +6,13 @@
   backoff (tenacity) up to `retries` times, then raised as TemporaryDeliveryError. A 421 ("closing
   connection", also a relay's per-session cap) reconnects at once without counting as a retry.
 - 5xx replies are permanent: PermanentDeliveryError with the server's reply, never retried.
+- Whose fault: only a reply about the message's one recipient (RCPT, DATA) counts against that
+  reader. A refused, dropped or silent connection, TLS, AUTH and a reply to MAIL FROM are the
+  relay's (RelayError): the edition stays pending and nobody is suspended. AUTH, TLS and a 5xx to
+  MAIL FROM halt the run at once (no message can go through until an operator acts); after
+  `halt_after` relay failures in a row with no message accepted in between, the relay is taken for
+  dead, like an MTA marks a destination: every send, and every retry waiting, fails at once with
+  that reason, so a silent server ends a run of any size within about one `timeout`.
 - One overall `deadline` per message: aiosmtplib's `timeout` covers one socket operation only, so
   a server that trickles its replies would otherwise hold a connection for ever.
 - `tls="starttls"` requires STARTTLS: a server that does not offer it is an error, never a silent
@@ -26,7 +33,7 @@ import time
 import aiosmtplib
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from digest.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from digest.errors import DeliveryError, PermanentDeliveryError, RelayError, TemporaryDeliveryError
 from digest.models import OutgoingMessage
 
 __all__ = ["SmtpMailer"]
@@ -59,6 +66,7 @@ class SmtpMailer:
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         local_hostname: str | None = None,
+        halt_after: int = 3,
     ) -> None:
         if tls not in ("starttls", "tls", "none"):
             raise ValueError(f"tls must be starttls, tls or none, not {tls!r}")
@@ -75,6 +83,9 @@ class SmtpMailer:
         self._next_start = 0.0
         self._rate_lock = asyncio.Lock()
         self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
+        self.halt_after = max(1, halt_after)
+        self._relay_failures = 0  # relay failures in a row, no message accepted in between
+        self.halted: RelayError | None = None  # set: the relay is taken for dead for this run
 
     async def __aenter__(self) -> SmtpMailer:
         for _ in range(self.concurrency):
@@ -98,13 +109,42 @@ class SmtpMailer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, message: OutgoingMessage) -> str:
+        if self.halted is not None:
+            raise self.halted
+        try:
+            reply = await self._attempt(message)
+        except RelayError as exc:
+            raise self._relay_failed(exc) from None
+        self._relay_failures = 0
+        return reply
+
+    def _relay_failed(self, exc: RelayError) -> RelayError:
+        """Count a relay failure; the error to raise (the halting one once the relay is dead)."""
+        if self.halted is not None:
+            return self.halted
+        self._relay_failures += 1
+        if exc.halts:
+            self.halted = exc
+        elif self._relay_failures >= self.halt_after:
+            self.halted = RelayError(
+                f"{self.host}:{self.port} failed {self._relay_failures} times in a row, "
+                f"last: {exc}; the rest stay pending",
+                code=exc.code,
+                halts=True,
+            )
+            log.error("smtp: %s", self.halted)
+        return self.halted or exc
+
+    async def _attempt(self, message: OutgoingMessage) -> str:
         await self._pace()
         conn = await self._pool.get()
         try:
             for reconnects in range(2):  # a 421 gets one immediate reconnect
+                phase = "connect"
                 try:
                     async with asyncio.timeout(self.deadline):
                         client = await self._ready(conn)
+                        phase = "send"
                         reply = await self._transaction(client, message)
                     conn.sent += 1
                     return reply
@@ -113,6 +153,8 @@ class SmtpMailer:
                     if exc.code == 421 and reconnects == 0:
                         log.info("smtp: 421 from %s, reconnecting", self.host)
                         continue
+                    if phase == "connect" or isinstance(exc, _MailFromRefused):
+                        raise self._relay_reply(exc, phase) from None
                     raise _classify(exc) from None
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     await self._close(conn)
@@ -121,17 +163,33 @@ class SmtpMailer:
                 except DeliveryError:  # ours (no STARTTLS): already says why; do not rewrap as retryable
                     await self._close(conn)
                     raise
-                except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+                except aiosmtplib.SMTPTimeoutError:  # one socket operation took longer than `timeout`
                     await self._close(conn)
-                    raise TemporaryDeliveryError(
-                        f"no answer from {self.host}:{self.port} within {self.deadline:g} s"
+                    raise RelayError(f"no answer from {self.host}:{self.port} within {self.timeout:g} s") from None
+                except TimeoutError:  # the whole message took longer than `deadline`
+                    await self._close(conn)
+                    raise RelayError(
+                        f"no answer from {self.host}:{self.port} within {self.deadline:g} s (deadline)"
                     ) from None
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     await self._close(conn)
-                    raise TemporaryDeliveryError(f"{self.host}:{self.port}: {_text(exc)}") from None
-            raise TemporaryDeliveryError(f"{self.host}:{self.port}: closed the connection twice (421)")
+                    raise RelayError(f"{self.host}:{self.port}: {_text(exc)}") from None
+            raise RelayError(f"{self.host}:{self.port}: closed the connection twice (421)")
         finally:
             self._pool.put_nowait(conn)
+
+    def _relay_reply(self, exc: aiosmtplib.SMTPResponseException, phase: str) -> RelayError:
+        """A reply before the recipient was named: the relay's, never the reader's. A 5xx (a wrong
+        password, a sender the relay refuses) or any AUTH failure halts the run."""
+        reply = f"{exc.code} {exc.message}".strip()
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            what = "refused our login (check smtp.username and smtp.password)"
+        elif isinstance(exc, _MailFromRefused):
+            what = "refused the sender (MAIL FROM)"
+        else:
+            what = "refused the connection" if phase == "connect" else "refused"
+        halts = 500 <= exc.code < 600 or isinstance(exc, aiosmtplib.SMTPAuthenticationError)
+        return RelayError(f"{self.host}:{self.port} {what}: {reply}", code=exc.code, halts=halts)
 
     async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:
         if conn.client is not None and (conn.sent >= self.per_connection or not conn.client.is_connected):
@@ -152,7 +210,7 @@ class SmtpMailer:
                 await client.ehlo()  # connect() with start_tls=False sends no EHLO: no extensions known yet
                 if not client.supports_extension("starttls"):
                     client.close()
-                    raise _NoStartTls(f"{self.host}:{self.port} does not offer STARTTLS; refusing to send in plaintext")
+                    raise _no_starttls(f"{self.host}:{self.port} does not offer STARTTLS; refusing to send in plaintext")
                 await client.starttls()
             if self._auth:
                 await client.login(*self._auth)
@@ -177,8 +235,12 @@ class SmtpMailer:
                 await client.helo()
         data = _normalised(message.data)
         options = [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
+        response = await client.execute_command(
+            b"MAIL", b"FROM:<" + message.sender.encode("ascii") + b">", *options
+        )
+        if response.code != 250:
+            raise _MailFromRefused(response.code, response.message)
         for command, ok in (
-            ((b"MAIL", b"FROM:<" + message.sender.encode("ascii") + b">", *options), (250,)),
             ((b"RCPT", b"TO:<" + message.recipient.encode("ascii") + b">"), (250, 251)),
             ((b"DATA",), (354,)),
         ):
@@ -233,12 +295,17 @@ def _dot_stuffed(data: bytes) -> bytes:
     return b"." + data if data.startswith(b".") else data
 
 
-class _NoStartTls(TemporaryDeliveryError):
+class _MailFromRefused(aiosmtplib.SMTPResponseException):
+    """The relay's reply to MAIL FROM was not 250 (about our sender, not the reader)."""
+
+
+def _no_starttls(message: str) -> RelayError:
     """The server does not offer STARTTLS: retrying now cannot help, an operator must act."""
+    return RelayError(message, halts=True)
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TemporaryDeliveryError) and not isinstance(exc, _NoStartTls)
+    return isinstance(exc, TemporaryDeliveryError) and not getattr(exc, "halts", False)
 
 
 def _classify(exc: aiosmtplib.SMTPResponseException) -> DeliveryError:

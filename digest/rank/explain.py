@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..models import Match, Paper
 
-__all__ = ["why_line", "trending_why"]
+__all__ = ["why_line", "trending_why", "liked_why"]
 
 _MAX_TERMS = 3
 _FIELD_WORD = {"title": "title", "abstract": "abstract", "summary": "AI summary", "keywords": "AI keywords"}
@@ -57,3 +57,11 @@ def trending_why(paper: Paper) -> str:
     if paper.comments:
         bits.append(f"{paper.comments} comment" + ("s" if paper.comments != 1 else ""))
     return "trending: " + (", ".join(bits) if bits else "new, no votes yet")
+
+
+def liked_why(title: str, *, explore: bool = False) -> str:
+    """Why the reader's ratings put a paper here: the up-voted paper it is most like."""
+    title = " ".join(title.split())
+    if explore:
+        return f"exploring: close to «{title}» that you rated up, just below what your ratings admit; rate it to teach the ranking"
+    return f"like «{title}» that you rated up"

@@ -24,8 +24,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..models import Match, Paper, ScoredPaper, Subscription
-from .explain import trending_why, why_line
+from ..models import Match, Paper, RatedPaper, ScoredPaper, Subscription
+from .explain import liked_why, trending_why, why_line
+from .model import DocFreq
+from .rated import VIA_EXPLORE, ReaderModels
 from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, FIELDS, PaperIndex, TermHits
 from .prior import boost, trending_prior
 from .terms import Term, compile_term
@@ -70,9 +72,19 @@ class Ranker:
     """Scores papers against subscriptions; pure (``now`` is explicit), deterministic."""
 
     def __init__(
-        self, papers: Sequence[Paper], *, now: dt.datetime, semantic: bool = False
+        self,
+        papers: Sequence[Paper],
+        *,
+        now: dt.datetime,
+        semantic: bool = False,
+        vectors: Sequence[bytes] | None = None,
+        doc_freq: DocFreq | None = None,
     ) -> None:
+        """``vectors``: the stored vector of each paper (embedded here when needed, if None);
+        ``doc_freq``: document frequencies of the vector features over every paper seen (the
+        model's idf background; None: the papers being ranked), see digest/rank/model.py."""
         self.papers = tuple(papers)
+        self.models = ReaderModels(self, vectors, doc_freq)  # the per-reader model, with ratings
         self.now = now
         self.index = PaperIndex(self.papers)
         n = len(self.papers)
@@ -153,9 +165,12 @@ class Ranker:
 
     # ------------------------------------------------------------ ranking
 
-    def rank(self, sub: Subscription, *, skip: Collection[str] = frozenset()) -> list[ScoredPaper]:
-        """Every paper passing the inclusion rule and not in ``skip``, best first."""
-        return self.rank_many([sub], {sub.id: skip})[sub.id]
+    def rank(
+        self, sub: Subscription, *, skip: Collection[str] = frozenset(), rated: Sequence[RatedPaper] = ()
+    ) -> list[ScoredPaper]:
+        """Every paper passing the inclusion rule (or admitted by the reader's ratings) and not in
+        ``skip``, best first."""
+        return self.rank_many([sub], {sub.id: skip}, rated_by_sub={sub.id: rated})[sub.id]
 
     def rank_many(
         self,
@@ -163,22 +178,30 @@ class Ranker:
         skip_by_sub: Mapping[str, Collection[str]] | None = None,
         *,
         limit: int | None = None,
+        rated_by_sub: Mapping[str, Sequence[RatedPaper]] | None = None,
     ) -> dict[str, list[ScoredPaper]]:
         """Rank many subscribers at once (vectorised). ``limit`` caps how many ScoredPaper objects
         are built per subscriber (the ordering is the same); None builds them all."""
         subs = list(subs)
         skip_by_sub = skip_by_sub or {}
-        order = self.score_many(subs, skip_by_sub)
+        order = self.score_many(subs, skip_by_sub, rated_by_sub=rated_by_sub)
         return {
             sub.id: self.materialise(sub, papers, rel, limit)
             for sub, (papers, rel) in zip(subs, order)
         }
 
     def score_many(
-        self, subs: Sequence[Subscription], skip_by_sub: Mapping[str, Collection[str]]
+        self,
+        subs: Sequence[Subscription],
+        skip_by_sub: Mapping[str, Collection[str]],
+        *,
+        rated_by_sub: Mapping[str, Sequence[RatedPaper]] | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per subscriber: (paper positions passing, best first; their score without the
-        trending boost, or None for the trending digest)."""
+        trending boost, or None for the trending digest). Readers with keywords and ratings are
+        ranked by the per-reader model (digest/rank/model.py); `materialise` says which papers it
+        put there."""
+        ratings, model_row = self.models.prepare(subs, rated_by_sub)
         table = _TermTable()
         kw_rows, kw_cols, kw_w, ex_rows, ex_cols = [], [], [], [], []
         for s, sub in enumerate(subs):
@@ -218,15 +241,24 @@ class Ranker:
                 blocked |= skip_mask[rows + lo, cols]
             if self._semantic is not None:
                 title = _align(B[lo:hi] @ title_m, rel_c).data > 0
-                result += self._semantic_chunk(chunk, rows, cols, r, ok, title, excl_c, skip_mask, lo)
+                result += self._semantic_chunk(chunk, rows, cols, r, ok, title, excl_c, skip_mask, lo, ratings)
                 continue
             keep = ok & ~blocked
+            modelled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            if ratings is not None and (model_row[lo:hi] >= 0).any():
+                modelled, taken = self.models.chunk(
+                    chunk, ratings, model_row[lo:hi], rows, cols, r, ok,
+                    lambda k: self._blocked_row(k, excl_c, skip_mask, lo),
+                )  # fmt: skip
+                keep &= ~taken
             rows, cols, r = rows[keep], cols[keep], r[keep]
             order = np.lexsort((self.tiebreak[cols], -(r + self.boost[cols]), rows))
             rows, cols, r = rows[order], cols[order], r[order]
             cuts = np.searchsorted(rows, np.arange(hi - lo + 1))
             for k, sub in enumerate(chunk):
-                if sub.keywords:
+                if k in modelled:
+                    result.append(modelled[k])
+                elif sub.keywords:
                     result.append((cols[cuts[k] : cuts[k + 1]], r[cuts[k] : cuts[k + 1]]))
                 else:
                     result.append((self._trending(self._blocked_row(k, excl_c, skip_mask, lo)), None))
@@ -242,7 +274,7 @@ class Ranker:
     def _trending(self, blocked: np.ndarray) -> np.ndarray:
         return self.trending_order[~blocked[self.trending_order]]
 
-    def _semantic_chunk(self, subs, rows, cols, r, lex_ok, title, excl_c, skip_mask, lo):
+    def _semantic_chunk(self, subs, rows, cols, r, lex_ok, title, excl_c, skip_mask, lo, ratings=None):
         """The semantic extra: its own inclusion rule and bonus, per subscriber (dense rows)."""
         n = len(self.papers)
         cuts = np.searchsorted(rows, np.arange(len(subs) + 1))
@@ -256,6 +288,11 @@ class Ranker:
             rel, ok_l, tit = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
             rel[cols[sl]], ok_l[cols[sl]], tit[cols[sl]] = r[sl], lex_ok[sl], title[sl]
             ok, bonus = self._semantic.decide(sub, rel, ok_l, tit)
+            if ratings is not None and self.models.row_of(sub) >= 0:
+                result += self.models.rows(
+                    [sub], ratings, np.array([self.models.row_of(sub)]), (rel + bonus)[None], ok[None], blocked[None]
+                )
+                continue
             papers = np.flatnonzero(ok & ~blocked)
             total = rel[papers] + bonus[papers]
             order = np.lexsort((self.tiebreak[papers], -(total + self.boost[papers])))
@@ -313,7 +350,7 @@ class Ranker:
         if rel is None:
             for p in papers.tolist():
                 paper = self.papers[p]
-                out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper)))
+                out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper), "trending"))
             return out
         weights = keyword_weights(sub)
         term_rows = [(t, w, self._term_rows(t)) for t, w in weights.items()]
@@ -333,6 +370,11 @@ class Ranker:
                         self._explained.clear()
                     explained = self._explained[key] = self._explain(sub, p, dict(hit))
                 matches, why = explained
+            via, liked = self.models.liked(sub, p)
+            if via is not None:
+                why = liked_why(liked, explore=via == VIA_EXPLORE)
+                out.append(ScoredPaper(paper, score, matches, why, "explore" if via == VIA_EXPLORE else "model"))
+                continue
             out.append(ScoredPaper(paper, score, matches, why))
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,8 @@ class PaperView:
     meta_text: str  # the metadata line for plain text, URLs in <>
     snippet: str
     snippet_html: Markup
+    up_url: str | None = None  # "more like this" (signed rating link), None: no rating links
+    down_url: str | None = None  # "not for me"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,18 @@ class MoreView:
     title: str
     url: str | None
     why: str
+    up_url: str | None = None
+    down_url: str | None = None
+
+
+# (paper key, vote) -> the signed rating URL (digest.tokens.RatingLinks)
+RateLinks = Callable[[str, int], str]
+
+
+def _rate_urls(links: RateLinks | None, key: str) -> tuple[str | None, str | None]:
+    if links is None:
+        return None, None
+    return safe_url(links(key, 1)), safe_url(links(key, -1))
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -173,9 +188,10 @@ def _highlighted(text: str, forms: tuple[str, ...]) -> Markup:
     return highlight_forms(text, forms) if forms else escape(text)
 
 
-def _paper_view(number: int, sp: ScoredPaper, year: int) -> PaperView:
+def _paper_view(number: int, sp: ScoredPaper, year: int, links: RateLinks | None = None) -> PaperView:
     parts = _parts(sp.paper, year)
     forms = tuple(sorted({f for m in sp.matches for f in m.forms}))
+    up, down = _rate_urls(links, sp.paper.key)
     return PaperView(
         number=number,
         title=parts.title,
@@ -187,6 +203,8 @@ def _paper_view(number: int, sp: ScoredPaper, year: int) -> PaperView:
         meta_text=parts.meta_text,
         snippet=parts.snippet,
         snippet_html=_highlighted(parts.snippet, forms),
+        up_url=up,
+        down_url=down,
     )
 
 
@@ -230,15 +248,18 @@ def build_context(
     unsubscribe_url: str,
     now: dt.datetime,
     site_name: str = "Paper Digest",
+    rating_links: RateLinks | None = None,
 ) -> dict[str, Any]:
-    """The single context for subject, text and HTML."""
+    """The single context for subject, text and HTML; with `rating_links`, every paper (shown or
+    listed as "and N more") carries its "more like this" / "not for me" URLs."""
     sub = edition.subscription
-    papers = [_paper_view(i, sp, now.year) for i, sp in enumerate(edition.papers, 1)]
+    papers = [_paper_view(i, sp, now.year, rating_links) for i, sp in enumerate(edition.papers, 1)]
     more_total = max(edition.more, len(edition.more_papers))
     more = []
     for sp in edition.more_papers[:MORE_SHOWN]:
         parts = _parts(sp.paper, now.year)
-        more.append(MoreView(shorten(parts.title, 160), parts.url, shorten(clean(sp.why), 120)))
+        up, down = _rate_urls(rating_links, sp.paper.key)
+        more.append(MoreView(shorten(parts.title, 160), parts.url, shorten(clean(sp.why), 120), up, down))
     interests = _interests(sub)
     total = len(papers) + more_total
     if not papers:
@@ -281,6 +302,7 @@ def build_context(
         "empty": not papers,
         "reason": reason,
         "unsubscribe_url": unsubscribe_url,
+        "rating": rating_links is not None,
         "name": clean(sub.name),
         "email": email,
     }

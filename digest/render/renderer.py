@@ -22,7 +22,7 @@ import digest
 from digest.errors import RenderError
 from digest.models import Edition, RenderedDigest
 
-from .context import build_context
+from .context import RateLinks, build_context
 from .textutil import clean, safe_url, wrap
 
 __all__ = ["Renderer", "default_templates_dir", "HTML_TEMPLATE", "TEXT_TEMPLATE"]
@@ -90,10 +90,11 @@ class Renderer:
         self._raw_html_template: jinja2.Template | None = None
 
     def render(
-        self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime
+        self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime, rating_links: RateLinks | None = None
     ) -> RenderedDigest:
-        """Subject, plain text and HTML for one edition, from one context."""
-        context = self._context(edition, unsubscribe_url=unsubscribe_url, now=now)
+        """Subject, plain text and HTML for one edition, from one context. With `rating_links`
+        ((paper key, vote) -> signed URL), every paper carries "more like this" / "not for me"."""
+        context = self._context(edition, unsubscribe_url=unsubscribe_url, now=now, rating_links=rating_links)
         try:
             text = self.text_template.render(context)
             html = self.html_template.render(context)
@@ -104,12 +105,12 @@ class Renderer:
         return RenderedDigest(subject=context["subject"], text=text, html=html)
 
     def render_uninlined(
-        self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime
+        self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime, rating_links: RateLinks | None = None
     ) -> str:
         """The HTML from the original template, <style> block and all (for tests and previews)."""
         if self._raw_html_template is None:
             self._raw_html_template = self.env.get_template(HTML_TEMPLATE)
-        context = self._context(edition, unsubscribe_url=unsubscribe_url, now=now)
+        context = self._context(edition, unsubscribe_url=unsubscribe_url, now=now, rating_links=rating_links)
         return self._raw_html_template.render(context)
 
     def inline(self, html: str) -> str:
@@ -122,8 +123,12 @@ class Renderer:
         except (css_inline.InlineError, ValueError) as exc:
             raise RenderError(f"cannot inline CSS: {exc}") from exc
 
-    def _context(self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime) -> dict:
+    def _context(
+        self, edition: Edition, *, unsubscribe_url: str, now: dt.datetime, rating_links: RateLinks | None
+    ) -> dict:
         url = safe_url(unsubscribe_url)
         if url is None:
             raise RenderError(f"unsubscribe_url is not an absolute http(s) URL: {unsubscribe_url!r}")
-        return build_context(edition, unsubscribe_url=url, now=now, site_name=self.site_name)
+        return build_context(
+            edition, unsubscribe_url=url, now=now, site_name=self.site_name, rating_links=rating_links
+        )

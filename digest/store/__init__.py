@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from digest.errors import ConfigError
+from digest.models import RatedPaper
 
-__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "open_store", "CLAIMABLE"]
+__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "open_store", "CLAIMABLE", "VOTES"]
 
 CLAIMABLE = ("pending",)  # plus "claimed" with an expired lease or a dead local owner
+VOTES = (-1, 0, 1)  # "not for me", no rating (undo), "more like this"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,35 @@ class Store(Protocol):
 
     def secret(self) -> bytes:
         """The key that signs unsubscribe links, created on first use and kept."""
+        ...
+
+    # -- paper vectors and ratings (digest/store/sqlite_ratings.py, pg_ratings.py) -------------
+
+    def save_vectors(self, model: str, rows: Sequence[tuple[str, str, bytes]], *, now: dt.datetime) -> None:
+        """Keep (paper key, title, vector) of `model`. A paper stored with the same model is left
+        untouched; one stored with another model gets the new vector. Read-only: nothing."""
+        ...
+
+    def vectors(self, model: str, keys: Collection[str]) -> dict[str, bytes]:
+        """The stored vectors of `model` for those of `keys` that have one."""
+        ...
+
+    def titles(self, keys: Collection[str]) -> dict[str, str]:
+        """The stored title of each of `keys` the papers table knows."""
+        ...
+
+    def rate(self, subscriber_id: str, paper_key: str, vote: int, *, now: dt.datetime) -> int:
+        """Record a vote: +1 "more like this", -1 "not for me" (the last vote wins), 0 removes it.
+        Returns the vote it replaced (0: none), so a caller can offer undo."""
+        ...
+
+    def ratings_many(self, subscriber_ids: list[str], model: str) -> dict[str, list[RatedPaper]]:
+        """Every rating of each subscriber (oldest first), with the paper's stored title and
+        `model` vector (None when not stored)."""
+        ...
+
+    def rating_counts(self) -> dict[str, tuple[int, int]]:
+        """subscriber -> (up-votes, down-votes), for `digest check`: counts, never titles."""
         ...
 
     def close(self) -> None: ...

@@ -46,6 +46,25 @@ SCHEMA: dict[int, list[str]] = {
             suspended_reason TEXT
         )""",
     ],
+    # Papers' vectors (embedded once, kept) and readers' ratings. `vector` is BYTEA: PostgreSQL's
+    # byte string; SQLite gives the name NUMERIC affinity, which stores blobs exactly as given.
+    # A rating outlives the paper's row (LEFT JOIN): its vector is then unknown, not the vote.
+    2: [
+        """CREATE TABLE IF NOT EXISTS papers (
+            paper_key TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            model TEXT NOT NULL,
+            vector BYTEA NOT NULL,
+            first_seen TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS ratings (
+            subscriber_id TEXT NOT NULL,
+            paper_key TEXT NOT NULL,
+            vote INTEGER NOT NULL,
+            rated_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, paper_key)
+        )""",
+    ],
 }
 SCHEMA_VERSION = max(SCHEMA)
 

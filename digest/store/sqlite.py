@@ -8,16 +8,20 @@ on this host is taken over at once instead of waiting for its lease to run out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import json
 import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from digest.errors import StoreError
 from digest.store import EditionRecord, SentEdition, SubscriberState
+from digest.store.sqlite_ratings import SqliteRatings
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -33,7 +37,33 @@ def path_from_url(url: str) -> Path | None:
     return Path(rest[3:])
 
 
-class SqliteStore:
+_C = TypeVar("_C", bound=type)
+
+
+def _store_errors(cls: _C) -> _C:
+    """Every public method of `cls` raises StoreError, never a bare sqlite3.Error: a full disk, a
+    read-only file or a damaged page after the file was opened is the store's error, which the
+    pipeline knows how to stop on (a bare OperationalError used to kill a sender task unseen)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def translated(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite database {self.path or ':memory:'}: {exc}") from None
+
+        return translated
+
+    for name in dir(cls):  # the class's own methods and its mixins'
+        value = getattr(cls, name)
+        if not name.startswith("_") and inspect.isfunction(value):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_store_errors
+class SqliteStore(SqliteRatings):
     def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only

@@ -1,0 +1,110 @@
+"""The ratings wiring of the Ranker: which readers go through the per-reader model
+(digest/rank/model.py), their dense rows, and what the model put in their list (for the why)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..models import RatedPaper, Subscription
+from .model import VIA_EXPLORE, VIA_MODEL, DocFreq, Pool, Ratings, decide
+
+if TYPE_CHECKING:
+    from .ranker import Ranker
+
+__all__ = ["ReaderModels", "VIA_EXPLORE", "VIA_MODEL"]
+
+
+class ReaderModels:
+    """Per Ranker: the pool's vectors (built on the first ranking with ratings) and, per reader of
+    the last batch, (ratings, row, {paper position: via})."""
+
+    def __init__(self, ranker: Ranker, vectors: Sequence[bytes] | None, doc_freq: DocFreq | None) -> None:
+        self.ranker = ranker
+        self.vectors = None if vectors is None else list(vectors)
+        self.doc_freq = doc_freq
+        self.pool: Pool | None = None
+        self.info: dict[str, tuple[Ratings, int, dict[int, int]]] = {}
+        self.row_by_id: dict[str, int] = {}
+
+    def prepare(
+        self, subs: Sequence[Subscription], rated_by_sub: Mapping[str, Sequence[RatedPaper]] | None
+    ) -> tuple[Ratings | None, np.ndarray]:
+        """The batch's ratings against this pool, and per subscriber its row in them (-1: keywords
+        only: no keywords, or no rating with a vector)."""
+        model_row = np.full(len(subs), -1, np.int64)
+        for sub in subs:
+            self.info.pop(sub.id, None)
+        self.row_by_id = {}
+        rated_by_sub = rated_by_sub or {}
+        todo = [
+            s for s, sub in enumerate(subs)
+            if sub.keywords and any(r.vector and r.vote for r in rated_by_sub.get(sub.id, ()))
+        ]
+        papers = self.ranker.papers
+        if not todo or not papers:
+            return None, model_row
+        if self.pool is None:
+            if self.vectors is None:
+                from .vectors import embed
+
+                self.vectors = embed(papers)
+            self.pool = Pool(self.vectors, background=self.doc_freq)
+        ratings = Ratings.build(self.pool, [rated_by_sub[subs[s].id] for s in todo])
+        model_row[todo] = np.arange(len(todo))
+        self.row_by_id = {subs[s].id: i for i, s in enumerate(todo)}
+        return ratings, model_row
+
+    def row_of(self, sub: Subscription) -> int:
+        return self.row_by_id.get(sub.id, -1)
+
+    def chunk(self, chunk, ratings: Ratings, local: np.ndarray, rows, cols, r, ok, blocked_row):
+        """The modelled readers of one chunk of `score_many`: ({reader in chunk: (papers, scores)},
+        mask of the (row, col) pairs they take out of the keyword path)."""
+        n = len(self.ranker.papers)
+        ks = np.flatnonzero(local >= 0)
+        sel = local[rows] >= 0
+        m_rel, m_ok = np.zeros((len(ks), n), np.float32), np.zeros((len(ks), n), bool)
+        at = np.full(len(chunk), -1)
+        at[ks] = np.arange(len(ks))
+        m_rel[at[rows[sel]], cols[sel]] = r[sel]
+        m_ok[at[rows[sel]], cols[sel]] = ok[sel]
+        m_blocked = np.stack([blocked_row(k) for k in ks])
+        lists = self.rows([chunk[k] for k in ks], ratings, local[ks], m_rel, m_ok, m_blocked)
+        return dict(zip(ks.tolist(), lists)), sel
+
+    def rows(self, subs, ratings: Ratings, rows: np.ndarray, rel, kw_ok, blocked):
+        """Readers x pool (dense) through the model: per reader (positions best first, scores);
+        records which papers the model (not the keywords) put there, for `materialise`."""
+        tiebreak, boost = self.ranker.tiebreak, self.ranker.boost
+        s, dup = ratings.scores(rows)
+        room = np.array([sub.max_papers for sub in subs])
+        included, score, via, explore = decide(
+            rel, kw_ok, blocked, s, dup, ratings.level_up[rows], ratings.level_down[rows], ratings.auc[rows], room
+        )
+        rr, cc = np.nonzero(included)
+        total = np.round(score[rr, cc].astype(np.float64), 6)
+        order = np.lexsort((tiebreak[cc], -(total + boost[cc]), rr))
+        rr, cc, total = rr[order], cc[order], total[order]
+        cuts = np.searchsorted(rr, np.arange(len(subs) + 1))
+        out = []
+        for k, sub in enumerate(subs):
+            papers, scores = cc[cuts[k] : cuts[k + 1]], total[cuts[k] : cuts[k + 1]]
+            marks = {int(p): VIA_MODEL for p in papers[via[k, papers] == VIA_MODEL]}
+            if explore[k] >= 0:
+                papers = np.append(papers, explore[k])
+                scores = np.append(scores, score[k, explore[k]])
+                marks[int(explore[k])] = VIA_EXPLORE
+            self.info[sub.id] = (ratings, int(rows[k]), marks)
+            out.append((papers, scores))
+        return out
+
+    def liked(self, sub: Subscription, p: int) -> tuple[int | None, str]:
+        """(via code or None when the keywords put paper ``p`` there, the up-voted title it is most like)."""
+        ratings, row, marks = self.info.get(sub.id, (None, -1, {}))
+        via = marks.get(p)
+        if via is None or ratings is None:
+            return None, ""
+        return via, ratings.titles[ratings.nearest_up(row, p)]
