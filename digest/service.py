@@ -232,16 +232,22 @@ class Service:
         """Queue each reader's newest edition due within `catch_up`; log older ones as missed."""
         now = self.clock()
         window = self.settings.catch_up
+        history = {sub.id: self.store.editions(sub.id, limit=8) for sub in self.subs.values()}
+        first_start = not any(history.values())  # nothing ever recorded: the service was never up, so never down
         for sub in self.subs.values():
+            records = history[sub.id]
+            recent = {r.edition_date: r.status for r in records}
             due = due_edition(sub, now, catch_up=window)
+            if due is not None and recent.get(due[0]) in ("sent", "failed", "expired"):
+                due = None  # already done before the restart: nothing to catch up
             if due is not None:
                 log.info("edition due while the service was down: sending it now (catch-up)",
                          extra={"subscriber": sub.id, "date": due[0].isoformat(), "scheduled": due[1].isoformat()})
                 self.enqueue(sub.id, due[0])
+            if first_start:
+                continue
             # Look back to the reader's last recorded edition (at most a week), or one day for a
-            # reader with none yet, so a first start does not report a week of "missed" editions.
-            records = self.store.editions(sub.id, limit=8)
-            recent = {r.edition_date for r in records}
+            # reader with none yet.
             since = now - dt.timedelta(days=1)
             if records:
                 last = fire_time(sub, max(recent))
