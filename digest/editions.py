@@ -54,6 +54,7 @@ class Item:
     total: int
     positions: np.ndarray
     scores: np.ndarray | None  # None: the trending digest
+    liked: dict[int, tuple[int, str]] | None = None  # papers the reader's ratings put there (Ranker.liked_marks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,11 @@ class Builder:
 
     def item(self, index: int, day: dt.date, positions: np.ndarray, scores: np.ndarray | None) -> Item:
         """What `build` needs of one planned reader: the ranking's head only (what the message shows)."""
-        head = self.subs[index].max_papers + MORE_SHOWN
-        return Item(index, day, len(positions), positions[:head].copy(), None if scores is None else scores[:head].copy())
+        sub = self.subs[index]
+        head = positions[: sub.max_papers + MORE_SHOWN].copy()
+        # The model's marks go with the item: a forked helper builds it without the model.
+        liked = self.ranker.liked_marks(sub, head) if self.rated_by_sub.get(sub.id) else None
+        return Item(index, day, len(positions), head, None if scores is None else scores[: len(head)].copy(), liked)
 
     def keys(self, positions: np.ndarray) -> tuple[str, ...]:
         return tuple(self.papers[p].key for p in positions.tolist())
@@ -136,9 +140,7 @@ class Builder:
         out = []
         for item in items:
             sub = self.subs[item.index]
-            # The reader's ratings go along: this may run in a helper process that never ranked them.
-            rated = {"rated": self.rated_by_sub[sub.id]} if self.rated_by_sub.get(sub.id) else {}
-            ranked = self.ranker.materialise(sub, item.positions, item.scores, **rated) if item.total else []
+            ranked = self.ranker.materialise(sub, item.positions, item.scores, liked=item.liked or {}) if item.total else []
             n = min(sub.max_papers, item.total)
             more = tuple(ranked[n : n + MORE_SHOWN])
             out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))

@@ -137,3 +137,49 @@ def test_an_unsure_day_gets_one_exploration_slot_marked_as_such():
             assert marked[0].why.startswith("exploring: close to «")
             explored.append(marked[0])
     assert explored, "no day was unsure"
+
+
+# ---------------------------------------------------------------- the edition, built here or in the helper
+
+
+def test_the_liked_reason_reaches_the_email_whether_built_here_or_in_the_forked_helper():
+    """Large runs build messages in a forked helper that never ran the ratings model: the model's
+    marks travel with each planned item, so both paths write the same "like «…»" entry."""
+    import asyncio
+
+    import pytest
+
+    from digest.editions import Builder, BuildProcess, build_in_process
+    from digest.render import Renderer
+
+    ps = corpus()
+    today = day_with(ps, TASK_ARITHMETIC)
+    rated = {PEFT.id: [rate(ps[i], 1) for i in TASK_VECTOR_PAPERS]}
+    ranker = Ranker(today, now=NOW)
+    builder = Builder(ranker, [PEFT], {PEFT.id: set()}, Renderer(), sender="d@example.org",
+                      public_url="https://digest.example.org", secret=b"k" * 32, now=NOW, rated_by_sub=rated)
+    process = BuildProcess(builder) if BuildProcess.available() else None
+    if process is not None:  # forked now, before any ranking: the helper knows nothing of the model
+        asyncio.run(process.build([]))
+    ((positions, scores),) = builder.plan([0])
+    item = builder.item(0, NOW.date(), positions, scores)
+    title = ps[TASK_ARITHMETIC].title
+
+    def text_of(built) -> str:  # noqa: ANN001
+        message = builder.finish(built)
+        return message.data.decode("utf-8", "replace")
+
+    here = asyncio.run(build_in_process(builder, [item]))
+    assert here[0].status == "ok"
+    edition = builder.editions([item])[0]
+    entry = next(sp for sp in edition.papers if sp.paper.title == title)
+    assert entry.via == "model" and entry.why.startswith("like «")
+    if process is None:
+        pytest.skip("one CPU (or no fork): the helper process is never used here")
+    try:
+        helper = asyncio.run(process.build([item], mime=True))
+    finally:
+        process.close()
+    assert helper[0].status == "ok", helper[0].error
+    assert "that you rated up" in text_of(helper[0])
+    assert text_of(helper[0]).split("Date: ")[0] == text_of(here[0]).split("Date: ")[0]

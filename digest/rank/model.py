@@ -23,10 +23,11 @@ down-votes, auc >= MIN_AUC (it tells the reader's ups from downs on papers it di
 An untrusted model changes nothing: the reader gets the keyword ranking.
 
     score    = relevance + WEIGHT * u_j                       (trusted readers)
-    admitted : no keyword rule passed, trusted, u_j >= ADMIT
+    admitted : no keyword rule passed, trusted, u_j >= ADMIT and cosine >= ADMIT_COS to one
+               up-vote (a close sibling of a paper they liked, not just "on the topic")
     dropped  : cosine >= NEAR_DUP to a down-voted paper (a new version of what they refused)
-    explore  : when the list has room under max_papers, the best remaining paper with
-               EXPLORE * ADMIT <= u_j < ADMIT (the model is unsure about it)
+    explore  : when the list has room under max_papers, the best remaining paper with u_j and
+               that cosine each at least EXPLORE times its admission threshold (the model is unsure)
 
 u is scale-free (calibrated on the reader's own votes), so the same thresholds hold for a reader
 of a narrow topic and one of a broad field. Values are explained in bench/README.md ("Ranking").
@@ -44,13 +45,15 @@ from ..models import RatedPaper
 from .vectors import DIM, matrix
 
 __all__ = [
-    "ADMIT", "WEIGHT", "EXPLORE", "NEAR_DUP", "MIN_UPS", "MIN_DOWNS", "MIN_AUC", "U_CLIP",
+    "ADMIT", "ADMIT_COS", "WEIGHT", "EXPLORE", "NEAR_DUP", "MIN_UPS", "MIN_DOWNS", "MIN_AUC", "U_CLIP",
     "DocFreq", "Pool", "Ratings", "decide",
 ]
 
-ADMIT = 0.8  # u at which a paper with no keyword gets in: 80 % of the way from your downs to your ups
-WEIGHT = 1.5  # one unit of u is worth this much relevance (1.5 = the default min_score)
-EXPLORE = 0.6  # the "unsure" band for the exploration slot: u in [EXPLORE * ADMIT, ADMIT)
+ADMIT = 1.0  # u at which a paper with no keyword may get in: as like your ups as they are to each other
+ADMIT_COS = 0.2  # ... and only as a close sibling of one up-vote: cosine >= 0.2 to it (see README)
+WEIGHT = 3.0  # one unit of u is worth this much relevance (3 = one title mention of a keyword)
+EXPLORE = 0.6  # the "unsure" band for the exploration slot: both u and that cosine within
+#                [EXPLORE * threshold, threshold) for admission, the paper not admitted
 NEAR_DUP = 0.5  # cosine to a down-voted paper from which a paper counts as its near-duplicate
 MIN_UPS = 2  # up-votes before the model does anything (level_up needs a pair)
 MIN_DOWNS = 2  # down-votes before they calibrate the zero and the model must pass the auc check
@@ -111,14 +114,16 @@ class Pool:
         )
 
 
-def distinct_votes(lst: Sequence[RatedPaper]) -> dict[str, RatedPaper]:
-    """The last vote on each paper (by rated_at, then order given), ratings without a vector
+def distinct_votes(lst: Sequence[RatedPaper]) -> list[RatedPaper]:
+    """The last vote on each paper (by rated_at, then the order given); ratings without a vector
     or with vote 0 dropped."""
-    last: dict[str, RatedPaper] = {}
-    for r in sorted(lst, key=_when):
-        last.pop(r.key, None)
-        last[r.key] = r
-    return {k: r for k, r in last.items() if r.vector and r.vote}
+    if len({r.key for r in lst}) < len(lst):
+        last: dict[str, RatedPaper] = {}
+        for r in sorted(lst, key=_when):
+            last.pop(r.key, None)
+            last[r.key] = r
+        lst = list(last.values())
+    return [r for r in lst if r.vector and r.vote]
 
 
 @dataclass
@@ -133,6 +138,7 @@ class Ratings:
     level_up: np.ndarray  # per reader (nan: fewer than MIN_UPS up-votes)
     level_down: np.ndarray  # per reader (nan: fewer than MIN_DOWNS down-votes)
     auc: np.ndarray  # per reader (nan: not measurable)
+    _near: tuple | None = None
 
     @staticmethod
     def vectors(rated: Sequence[Sequence[RatedPaper]]) -> list[bytes]:
@@ -152,7 +158,7 @@ class Ratings:
         ups, downs = [], []
         for lst in rated:
             u, d = [], []
-            for r in distinct_votes(lst).values():
+            for r in distinct_votes(lst):
                 i = index.get(r.key)
                 if i is None:
                     i = index[r.key] = len(blobs)
@@ -176,32 +182,53 @@ class Ratings:
         u = self.ups[k]
         return int(u[np.argmax(self.sim[u, paper])])
 
-    def scores(self, readers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(s = up - down, near-duplicate of a down-vote), dense (readers x pool)."""
-        s = _mean_sim(self.sim, [self.ups[k] for k in readers])
+    def scores(self, readers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dense (readers x pool): s = up - down; near-duplicate of a down-vote; cosine to one
+        up-vote >= ADMIT_COS; and >= EXPLORE * ADMIT_COS."""
+        ups = [self.ups[k] for k in readers]
         downs = [self.downs[k] for k in readers]
-        if any(len(d) for d in downs):
-            s -= _mean_sim(self.sim, downs)
-            dup = _mean_sim(self.sim >= NEAR_DUP, downs, mean=False) > 0
-        else:
-            dup = np.zeros(s.shape, bool)
-        return s, dup
+        s = _mean_sim(self.sim, ups, downs)
+        if self._near is None:  # thresholded once per batch, kept sparse (few pairs pass)
+            self._near = tuple(
+                sp.csr_matrix(self.sim >= t, dtype=np.float32) for t in (NEAR_DUP, ADMIT_COS, EXPLORE * ADMIT_COS)
+            )
+        dup, sibling, close = (_count(m, lst) > 0 for m, lst in zip(self._near, (downs, ups, ups)))
+        return s, dup, sibling, close
 
 
 def _when(r: RatedPaper) -> float:
     return r.rated_at.timestamp() if r.rated_at is not None else 0.0
 
 
-def _mean_sim(sim: np.ndarray, lists: Sequence[np.ndarray], mean: bool = True) -> np.ndarray:
-    """(readers x pool): per reader the mean (or sum) of the rows of ``sim`` it lists."""
+def _mean_sim(sim: np.ndarray, ups: Sequence[np.ndarray], downs: Sequence[np.ndarray]) -> np.ndarray:
+    """(readers x pool): per reader the mean of the rows of ``sim`` of its ups minus the mean of
+    those of its downs (one sparse product)."""
+    lists = [np.concatenate((u, d)) for u, d in zip(ups, downs)]
     lengths = np.array([len(x) for x in lists], np.int64)
     cols = np.concatenate(lists) if lengths.sum() else np.zeros(0, np.int64)
-    vals = np.ones(len(cols), np.float32)
-    if mean:
-        vals /= np.repeat(np.maximum(lengths, 1), lengths).astype(np.float32)
+    vals = np.concatenate(
+        [np.repeat(np.float32((1.0 / len(u)) if len(u) else 0.0), len(u)) for u in ups]
+        + [np.zeros(0, np.float32)]
+    )  # fmt: skip
+    w = np.zeros(len(cols), np.float32)
+    starts = np.concatenate(([0], np.cumsum(lengths)))[:-1]
+    nu = np.array([len(u) for u in ups], np.int64)
+    nd = lengths - nu
+    up_mask = np.arange(len(cols)) - np.repeat(starts, lengths) < np.repeat(nu, lengths)
+    w[up_mask] = vals
+    w[~up_mask] = -np.repeat(1.0 / np.maximum(nd, 1), nd).astype(np.float32)
     indptr = np.concatenate(([0], np.cumsum(lengths)))
-    r = sp.csr_matrix((vals, cols, indptr), shape=(len(lists), sim.shape[0]))
-    return np.asarray(r @ sim.astype(np.float32, copy=False), np.float32)
+    r = sp.csr_matrix((w, cols, indptr), shape=(len(lists), sim.shape[0]))
+    return np.asarray(r @ sim, np.float32)
+
+
+def _count(m: sp.csr_matrix, lists: Sequence[np.ndarray]) -> np.ndarray:
+    """(readers x pool) dense: per reader the sum of the rows of sparse ``m`` it lists."""
+    lengths = np.array([len(x) for x in lists], np.int64)
+    cols = np.concatenate(lists) if lengths.sum() else np.zeros(0, np.int64)
+    indptr = np.concatenate(([0], np.cumsum(lengths)))
+    r = sp.csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=(len(lists), m.shape[0]))
+    return (r @ m).toarray()
 
 
 def _calibrate(v: sp.csr_matrix, ups: list[np.ndarray], downs: list[np.ndarray]):
@@ -229,17 +256,19 @@ def _calibrate(v: sp.csr_matrix, ups: list[np.ndarray], downs: list[np.ndarray])
         diag = np.arange(width)
         g[:, diag, diag] = 0.0  # leave one out: a paper is not compared with itself
         isup, isdn = (lab == 1).astype(np.float32), (lab == -1).astype(np.float32)
+        sums = g @ np.stack((isup, isdn), axis=2)  # (readers, width, 2): similarity to ups, downs
         n_up = isup.sum(1, keepdims=True) - isup  # other up-votes of each rated paper
         n_dn = isdn.sum(1, keepdims=True) - isdn
-        s = np.einsum("kij,kj->ki", g, isup) / np.maximum(n_up, 1)
-        s -= np.einsum("kij,kj->ki", g, isdn) / np.maximum(n_dn, 1)
+        s = sums[:, :, 0] / np.maximum(n_up, 1) - sums[:, :, 1] / np.maximum(n_dn, 1)
         nu, nd = isup.sum(1), isdn.sum(1)
         lu = (s * isup).sum(1) / nu
-        ld = np.where(nd >= MIN_DOWNS, (s * isdn).sum(1) / np.maximum(nd, 1), np.nan)
-        # auc: ordered (up, down) pairs
-        cmp = (s[:, :, None] > s[:, None, :]) + 0.5 * (s[:, :, None] == s[:, None, :])
-        pairs = isup[:, :, None] * isdn[:, None, :]
-        a = np.where(nd >= MIN_DOWNS, (cmp * pairs).sum((1, 2)) / np.maximum(pairs.sum((1, 2)), 1), np.nan)
+        enough = nd >= MIN_DOWNS
+        ld = np.where(enough, (s * isdn).sum(1) / np.maximum(nd, 1), np.nan)
+        # auc (Mann-Whitney): rank of each rated paper's s among the reader's rated papers
+        s[lab == 0] = -np.inf
+        ranks = np.argsort(np.argsort(s, axis=1), axis=1) + 1 - (lab == 0).sum(1, keepdims=True)
+        a = ((ranks * isup).sum(1) - nu * (nu + 1) / 2) / np.maximum(nu * nd, 1)
+        a = np.where(enough, a, np.nan)
         level_up[ks], level_down[ks], auc[ks] = lu, ld, a
     return level_up, level_down, auc
 
@@ -250,6 +279,8 @@ def decide(
     blocked: np.ndarray,
     s: np.ndarray,
     dup: np.ndarray,
+    sibling: np.ndarray,
+    close: np.ndarray,
     level_up: np.ndarray,
     level_down: np.ndarray,
     auc: np.ndarray,
@@ -271,6 +302,7 @@ def decide(
     np.clip(u, -U_CLIP, U_CLIP, out=u)
     out = blocked | dup
     admit = u >= ADMIT
+    admit &= sibling
     admit &= ~kw_ok
     admit &= ~out
     included = kw_ok & ~out
@@ -278,6 +310,7 @@ def decide(
     score = rel + WEIGHT * u
     via = admit.astype(np.int8) * VIA_MODEL
     unsure = u >= EXPLORE * ADMIT
+    unsure &= close
     unsure &= ~admit
     unsure &= ~kw_ok
     unsure &= ~out

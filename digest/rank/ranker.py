@@ -341,9 +341,17 @@ class Ranker:
         return cached
 
     def materialise(
-        self, sub: Subscription, papers: np.ndarray, rel: np.ndarray | None, limit: int | None = None
+        self,
+        sub: Subscription,
+        papers: np.ndarray,
+        rel: np.ndarray | None,
+        limit: int | None = None,
+        *,
+        liked: Mapping[int, tuple[int, str]] | None = None,
     ) -> list[ScoredPaper]:
-        """The ScoredPaper objects of one reader's row of `score_many` (the first `limit`)."""
+        """The ScoredPaper objects of one reader's row of `score_many` (the first `limit`).
+        `liked` ({paper: (via code, up-voted title)}, from `liked_marks`) stands in for this
+        Ranker's own record of the ratings model: a forked helper process never ran score_many."""
         if limit is not None:
             papers = papers[:limit]
         out = []
@@ -370,12 +378,22 @@ class Ranker:
                         self._explained.clear()
                     explained = self._explained[key] = self._explain(sub, p, dict(hit))
                 matches, why = explained
-            via, liked = self.models.liked(sub, p)
+            via, title = liked.get(p, (None, "")) if liked is not None else self.models.liked(sub, p)
             if via is not None:
-                why = liked_why(liked, explore=via == VIA_EXPLORE)
+                why = liked_why(title, explore=via == VIA_EXPLORE)
                 out.append(ScoredPaper(paper, score, matches, why, "explore" if via == VIA_EXPLORE else "model"))
                 continue
             out.append(ScoredPaper(paper, score, matches, why))
+        return out
+
+    def liked_marks(self, sub: Subscription, papers: np.ndarray) -> dict[int, tuple[int, str]]:
+        """Which of `papers` the reader's ratings put there, and the up-voted title each is most
+        like ({paper: (via code, title)}; empty for a reader without a model this run)."""
+        out = {}
+        for p in papers.tolist():
+            via, title = self.models.liked(sub, p)
+            if via is not None:
+                out[p] = (via, title)
         return out
 
     def _explain(self, sub: Subscription, p: int, weights: Mapping[str, float]) -> tuple[tuple[Match, ...], str]:

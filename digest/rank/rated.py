@@ -79,10 +79,10 @@ class ReaderModels:
         """Readers x pool (dense) through the model: per reader (positions best first, scores);
         records which papers the model (not the keywords) put there, for `materialise`."""
         tiebreak, boost = self.ranker.tiebreak, self.ranker.boost
-        s, dup = ratings.scores(rows)
+        s, dup, sibling, close = ratings.scores(rows)
         room = np.array([sub.max_papers for sub in subs])
         included, score, via, explore = decide(
-            rel, kw_ok, blocked, s, dup, ratings.level_up[rows], ratings.level_down[rows], ratings.auc[rows], room
+            rel, kw_ok, blocked, s, dup, sibling, close, ratings.level_up[rows], ratings.level_down[rows], ratings.auc[rows], room
         )
         rr, cc = np.nonzero(included)
         total = np.round(score[rr, cc].astype(np.float64), 6)
