@@ -227,3 +227,113 @@ def test_a_file_cache_rereads_only_changed_files(tmp_path: Path, monkeypatch: py
     assert sorted(parsed) == ["b.yaml", "c.yaml", "d.yaml"]
     assert {s.id: s.max_papers for s in again.subscriptions} == {"b": 3, "c": 4, "d": 10}
     assert again.problems == []
+
+
+# --- issue 11: one file costs only its own reader ------------------------------------------------
+
+
+def _bomb(depth: int = 9) -> str:
+    names = "abcdefghi"[:depth]
+    lines = [f"{names[0]}: &{names[0]} [x,x,x,x,x,x,x,x,x,x]"]
+    lines += [f"{n}: &{n} [{','.join(['*' + p] * 10)}]" for p, n in zip(names, names[1:])]
+    return "email: bomb@example.org\n" + "\n".join(lines) + f"\nkeywords: *{names[-1]}\n"
+
+
+def test_an_alias_bomb_is_refused_fast_and_costs_only_its_file(tmp_path: Path) -> None:
+    import time
+    import tracemalloc
+
+    path = write(tmp_path, "bomb.yaml", _bomb())
+    assert path.stat().st_size < 400
+    write(tmp_path, "good.yaml", "email: good@example.org\n")
+    tracemalloc.start()
+    start = time.monotonic()
+    loaded = load_subscriptions(tmp_path)
+    elapsed, peak = time.monotonic() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 2 and peak < 20_000_000
+    assert [s.id for s in loaded.subscriptions] == ["good"]
+    (problem,) = loaded.invalid["bomb"]
+    assert (problem.line, "alias") == (3, "alias") and "alias" in problem.message
+
+
+@pytest.mark.parametrize("text", [
+    "email: a@example.org\nname: &n Ann\nexclude: [*n]\n",  # a harmless alias is refused too
+    "email: a@example.org\nkeywords: &k [*k]\n",  # a recursive one
+    "email: a@example.org\nbase: &b {max_papers: 3}\n<<: *b\n",  # a merge key
+])  # fmt: skip
+def test_every_alias_is_refused_with_its_line(tmp_path: Path, text: str) -> None:
+    write(tmp_path, "a.yaml", text)
+    (problem,) = load_subscriptions(tmp_path).problems
+    assert "alias" in problem.message and problem.line == text.count("\n", 0, text.index("*")) + 1
+
+
+def test_an_oversized_subscription_file_is_refused_unread(tmp_path: Path) -> None:
+    write(tmp_path, "big.yaml", "email: big@example.org\nexclude:\n" + "  - x\n" * 200_000)
+    (problem,) = load_subscriptions(tmp_path).problems
+    assert "larger than" in problem.message
+
+
+@pytest.mark.parametrize("text,field,words", [
+    ("email: a@example.org\nmax_papers: " + "9" * 5000 + "\n", "max_papers", "number too large"),
+    ("email: a@example.org\nname: !!binary aGk=\n", "-", "tag"),
+    ("email: a@example.org\nname: !!python/object:os.system x\n", "-", "tag"),
+    ("email: a@example.org\nname: !!float abc\n", "-", "not a number"),
+    ("email: a@example.org\nexclude: !!set {a, b}\n", "-", "tag"),
+    ("email: a@example.org\nname: =\n", None, None),  # YAML 1.1's "value" key: a plain string
+    ("email: a@example.org\nexclude: " + "[" * 5000 + "]" * 5000 + "\n", "-", "nest"),
+    ("email: a@example.org\nexclude: " + "[" * 100 + "]" * 100 + "\n", "-", "nested too deeply"),
+])  # fmt: skip
+def test_yaml_constructs_that_used_to_crash_are_problems(tmp_path: Path, text: str, field: str | None,
+                                                         words: str | None) -> None:  # fmt: skip
+    write(tmp_path, "a.yaml", text)
+    loaded = load_subscriptions(tmp_path)
+    if words is None:
+        assert loaded.problems == [] and loaded.subscriptions[0].name == "="
+        return
+    (problem,) = loaded.problems
+    assert problem.line == 2 and words in problem.message, problem
+
+
+def test_yaml_1_1_booleans_octals_and_dates_are_plain_text(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "email: a@example.org\nname: Yes\nexclude: [on, off, y, n, No, 2024-01-01]\n")
+    write(tmp_path, "b.yaml", "email: b@example.org\nsend_at: 0730\n")
+    loaded = load_subscriptions(tmp_path)
+    (a,) = loaded.subscriptions
+    assert a.name == "Yes" and a.exclude == ("on", "off", "y", "n", "No", "2024-01-01")
+    (problem,) = loaded.problems
+    assert (Path(problem.path).name, problem.line, problem.field) == ("b.yaml", 2, "send_at")
+    assert "'0730'" in problem.message  # as written, not octal 472
+
+
+def test_yaml_1_2_scalars_keep_their_types(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "email: a@example.org\nmax_papers: 0x0c\nsend_empty: true\npaused: False\n"
+                              "min_score: 1e0\nkeywords: [{term: x, weight: .5}]\nname: ~\n")  # fmt: skip
+    (a,) = load_subscriptions(tmp_path).subscriptions
+    assert (a.max_papers, a.send_empty, a.paused, a.min_score, a.keywords[0].weight, a.name) == (
+        12, True, False, 1.0, 0.5, None)
+
+
+def test_misnamed_subscription_files_are_named_not_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "Upper.YAML", "email: u@example.org\n")
+    write(tmp_path, "notepad.yaml.txt", "email: n@example.org\n")
+    (tmp_path / "x.yaml").mkdir()
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    write(tmp_path, "ok.yaml", "email: ok@example.org\n")
+    write(tmp_path, "README.txt", "not a subscription\n")
+    write(tmp_path, ".hidden.yaml", "email: h@example.org\n")
+    write(tmp_path, "ok.yaml~", "email: ok@example.org\n")  # an editor's backup
+    loaded = load_subscriptions(tmp_path)
+    assert [s.id for s in loaded.subscriptions] == ["ok"]
+    skipped = {Path(p.path).name: p.message for p in loaded.problems}
+    assert set(skipped) == {"Upper.YAML", "notepad.yaml.txt", "x.yaml", "gone.yaml"}
+    assert all(m.startswith("skipped: ") for m in skipped.values())
+    assert "dangling" in skipped["gone.yaml"] and "directory" in skipped["x.yaml"]
+    assert ".yaml" in skipped["Upper.YAML"] and loaded.invalid == {}
+
+
+def test_bidi_controls_never_enter_from_a_subscription_file(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", 'email: a@example.org\nname: "Ann \\u202eeL"\nkeywords: ["Lo\\u2066RA"]\n'
+                              'exclude: ["ro\\u202dbots"]\n')  # fmt: skip
+    (a,) = load_subscriptions(tmp_path).subscriptions
+    assert (a.name, a.keywords[0].term, a.exclude) == ("Ann eL", "LoRA", ("robots",))

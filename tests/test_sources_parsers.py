@@ -102,11 +102,12 @@ def test_hf_optional_fields_and_withdrawn() -> None:
 
 
 def test_hf_top_level_organization_and_non_arxiv_id() -> None:
-    item = _item(pid="acme-2025-001")
+    item = _item()
     item["organization"] = {"fullname": "Acme Labs", "name": "acme"}
     (p,) = parse_hf_daily(json.dumps([item]).encode(), source="hf")
-    assert p.key == "url:https://huggingface.co/papers/acme-2025-001"
-    assert p.arxiv_id is None and p.organization == "Acme Labs"
+    assert p.organization == "Acme Labs"
+    with pytest.raises(SourceError, match="'acme-2025-001' is not an arXiv id"):  # never a /papers/<anything> link
+        parse_hf_daily(json.dumps([_item(pid="acme-2025-001")]).encode(), source="hf")
 
 
 def test_hf_bad_item_skipped_with_warning() -> None:

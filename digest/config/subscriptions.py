@@ -2,6 +2,9 @@
 
 Each file is validated on its own, so one broken file never stops the others: `load_subscriptions`
 returns the valid subscriptions and, separately, every problem as `path:line: field: message`.
+A file that looks meant as a subscription but is not read (`Upper.YAML`, `x.yaml.txt`, a dangling
+symlink, a directory named `x.yaml`) is a problem too: `path: -: skipped: <why>`. Hidden files and
+editor backups (`~`, `.bak`, `.swp`, `.orig`, `.tmp`) are ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from digest.config.yamlfile import load_yaml
 from digest.errors import Problem
 from digest.models import FREQUENCIES, Keyword, Subscription
+from digest.sources.text import scrub
 
 __all__ = ["SubscriptionFile", "LoadResult", "FileCache", "load_subscriptions", "load_subscription"]
 
@@ -146,16 +150,16 @@ class SubscriptionFile(BaseModel):
 
     def to_subscription(self, sub_id: str, path: Path | None = None) -> Subscription:
         hours, minutes = SEND_AT.match(self.send_at).groups()  # type: ignore[union-attr]
-        keywords = tuple(Keyword(k.term.strip(), k.weight) for k in self.keywords)
+        keywords = tuple(Keyword(scrub(k.term).strip(), k.weight) for k in self.keywords)
         return Subscription(
             id=sub_id,
             email=self.email,
-            name=self.name,
+            name=scrub(self.name).strip() or None if self.name else None,
             timezone=self.timezone,
             send_at=dt.time(int(hours), int(minutes)),
             frequency=self.frequency,
             keywords=keywords,
-            exclude=tuple(e.strip() for e in self.exclude),
+            exclude=tuple(scrub(e).strip() for e in self.exclude),
             sources=tuple(self.sources) if self.sources is not None else None,
             max_papers=self.max_papers,
             send_empty=self.send_empty,
@@ -178,13 +182,37 @@ class LoadResult:
 
 def subscription_files(directory: Path) -> list[Path]:
     """Every `*.yaml` / `*.yml` file in `directory`, sorted; hidden files are ignored."""
+    return scan_subscription_dir(directory)[0]
+
+
+_BACKUP_SUFFIXES = ("~", ".bak", ".swp", ".orig", ".tmp")
+
+
+def scan_subscription_dir(directory: Path) -> tuple[list[Path], list[Problem]]:
+    """The subscription files of `directory`, sorted, and a `skipped: <why>` problem for each
+    entry that looks meant as one but is not read."""
     if not directory.is_dir():
-        return []
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
-    )
+        return [], []
+    files: list[Path] = []
+    skipped: list[Problem] = []
+    for p in sorted(directory.iterdir()):
+        name = p.name.lower()
+        if p.name.startswith(".") or name.endswith(_BACKUP_SUFFIXES):
+            continue
+        if p.suffix in (".yaml", ".yml"):
+            if p.is_file():
+                files.append(p)
+                continue
+            why = ("a dangling symlink" if p.is_symlink() and not p.exists()
+                   else "a directory" if p.is_dir() else "not a regular file")  # fmt: skip
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            why = f"the name must end in lower-case .yaml or .yml, not {p.suffix}"
+        elif ".yaml." in name or ".yml." in name:
+            why = f"the name must end in .yaml or .yml, not {p.suffix}"
+        else:
+            continue
+        skipped.append(Problem(str(p), None, "-", f"skipped: {why}"))
+    return files, skipped
 
 
 def load_subscription(
@@ -265,7 +293,8 @@ def load_subscriptions(
     subs: list[Subscription] = []
     problems: list[Problem] = []
     invalid: dict[str, list[Problem]] = {}
-    paths = subscription_files(directory)
+    paths, skipped = scan_subscription_dir(directory)
+    problems.extend(skipped)
     if cache is None:
         results = _load_all(paths, names, processes)
     else:

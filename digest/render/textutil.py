@@ -29,6 +29,9 @@ __all__ = [
 # surrogates becomes one space: display fields are single lines, and no value can smuggle a
 # line break into a header or a fake line into the plain-text body.
 _JUNK_RUN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]+")
+# Bidi embeddings, overrides and isolates are dropped (not spaced): a title must not display
+# reversed in a Subject or a list. The sources stage strips them too; this covers stored text.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]+")
 
 # The highlight is styled in place (it is produced at render time, after the CSS was inlined).
 MARK_OPEN = '<mark style="background-color:#fff0a0;color:inherit;padding:0 1px">'
@@ -69,7 +72,7 @@ def clean(value: object) -> str:
     # character except the ASCII space, so such text needs at most a strip.
     if text.isprintable() and "  " not in text:
         return text.strip()
-    return _JUNK_RUN.sub(" ", text).strip()
+    return _JUNK_RUN.sub(" ", _BIDI.sub("", text)).strip()
 
 
 def shorten(text: str, limit: int, *, ellipsis: str = "…") -> str:

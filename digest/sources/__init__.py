@@ -10,7 +10,8 @@ parse_arxiv_id(text), normalise_url(url), normalise_doi(text).
 
 Kinds of source: ``hf_daily`` (the HF Daily Papers JSON API; for an http(s) URL one request per
 day from ``day - (lookback_days - 1)`` to ``day`` and per page ``p=0,1,...`` with
-``limit=page_size``; a local file is read once) and ``feed`` (any RSS/Atom feed, arXiv-aware).
+``limit=page_size``, stopping at a short page, at a page that repeats one already seen or at one
+longer than ``limit`` (a static mirror ignores both); a local file is read once) and ``feed`` (any RSS/Atom feed, arXiv-aware).
 A failed source gives a SourceResult with ``error`` = a one-line reason, logged on
 ``digest.sources``. ``extra`` carries ``kind``, ``requests``, ``warnings`` (skipped items, a bozo
 feed used anyway) and ``note="empty"`` when a source answered with no papers.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -63,17 +65,29 @@ async def _fetch_hf(spec: SourceSpec, day: dt.date, client: httpx.AsyncClient) -
         fetched = await fetch_source_url(spec.url, spec, client)
         page = await asyncio.to_thread(parse_hf_page, fetched.body, source=spec.name)
         return page.papers, {"requests": 0, "warnings": page.warnings}
+    seen: dict[bytes, str] = {}  # digest of each non-empty body -> where it was first seen
     for back in range(max(1, spec.lookback_days)):
         date = day - dt.timedelta(days=back)
         for p in range(max(1, spec.max_pages)):
             url = hf_page_url(spec.url, date, p, spec.page_size)
             fetched = await fetch_url(url, spec, client)
             requests += fetched.attempts
+            here = f"{date} p={p}"
+            digest = hashlib.sha256(fetched.body).digest()
+            if digest in seen:  # a static mirror: the same body whatever `p` and `date` say
+                warnings.append(f"{here}: page repeats {seen[digest]} (the server ignores paging); stopped")
+                break
             page = await asyncio.to_thread(
                 parse_hf_page, fetched.body, source=spec.name, content_type=fetched.content_type
             )
+            if page.items:
+                seen[digest] = here
             papers += page.papers
-            warnings += [f"{date} p={p}: {w}" for w in page.warnings]
+            warnings += [f"{here}: {w}" for w in page.warnings]
+            if page.items > spec.page_size:
+                warnings.append(f"{here}: {page.items} items for limit={spec.page_size} "
+                                "(the server ignores limit); not paging further")  # fmt: skip
+                break
             if page.items < spec.page_size:
                 break
     return papers, {"requests": requests, "warnings": warnings}

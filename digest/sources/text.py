@@ -3,6 +3,11 @@
 Abstracts come as hard-wrapped plain text (HF, arXiv), as HTML (generic feeds) or as plain text
 that may contain ``<`` and ``>`` from TeX (``$a<b$``). Paragraphs are kept as ``\\n\\n``; everything
 else is collapsed to single spaces. TeX is kept as is.
+
+Every text that enters through :func:`collapse` or :func:`clean_abstract` loses the characters no
+title, abstract or name needs and that can hurt further on: bidi embeddings, overrides and isolates
+(U+202A-202E, U+2066-2069: a title that displays reversed in a Subject), C0/C1 controls other than
+whitespace, and lone surrogates (which cannot be encoded, so they would fail the store or the mail).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-__all__ = ["collapse", "clean_abstract", "html_to_text", "clean_plain"]
+__all__ = ["collapse", "clean_abstract", "html_to_text", "clean_plain", "scrub", "UNSAFE_CHARS"]
 
 # A blank line, or a newline followed by an indent (arXiv's "\n  " paragraph mark).
 _PARA_RE = re.compile(r"\n[ \t]*\n\s*|\n[ \t]{2,}(?=\S)")
@@ -25,18 +30,25 @@ _KNOWN_TAG_RE = re.compile(
 _BLOCK_TAGS = frozenset({"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                          "blockquote", "pre", "table", "tr"})  # fmt: skip
 _SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title"})
+UNSAFE_CHARS = "\u202a-\u202e\u2066-\u2069\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff"
+_UNSAFE_RE = re.compile(f"[{UNSAFE_CHARS}]+")
+
+
+def scrub(text: str) -> str:
+    """``text`` without bidi controls, non-whitespace control characters and lone surrogates."""
+    return text if text.isprintable() else _UNSAFE_RE.sub("", text)
 
 
 def collapse(text: str | None) -> str:
-    """All runs of whitespace to one space, stripped."""
-    return " ".join(text.split()) if text else ""
+    """All runs of whitespace to one space, stripped (and :func:`scrub` -bed)."""
+    return " ".join(scrub(text).split()) if text else ""
 
 
 def clean_abstract(text: str | None) -> str:
     """Hard wraps joined into spaces, paragraphs separated by one blank line."""
     if not text:
         return ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = scrub(text).replace("\r\n", "\n").replace("\r", "\n").strip()
     paragraphs = (collapse(p) for p in _PARA_RE.split(text))
     return "\n\n".join(p for p in paragraphs if p)
 
