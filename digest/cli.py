@@ -31,6 +31,7 @@ from digest.ratings import load_ratings, paper_vectors
 from digest.render import Renderer
 from digest.report import print_outcomes, progress
 from digest.store import Store, open_store
+from digest.store.retention import prune
 from digest.store.sqlite import worker_id
 from digest.cli_rate import rate as rate_command
 
@@ -96,6 +97,14 @@ def cli(ctx: click.Context, config: Path | None, log_level: str) -> None:
     ctx.obj = App(config, log_level)
 
 
+_init_option = click.option(
+    "--init",
+    is_flag=True,
+    help="If the SQLite database is empty or damaged, move it aside (kept as <file>.damaged-<time>) "
+    "and start a new one. Use once; a sound database is kept.",
+)
+
+
 # -- send ---------------------------------------------------------------------------------
 
 
@@ -105,17 +114,22 @@ def cli(ctx: click.Context, config: Path | None, log_level: str) -> None:
 @click.option("--date", "date", callback=_date, metavar="YYYY-MM-DD", help="Edition date [default: each subscriber's local date].")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("outbox-preview"), show_default=True, help="Where --dry-run writes <id>.eml/.html/.txt.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
+@_init_option
 @click.pass_obj
-def send(app: App, dry_run: bool, users: tuple[str, ...], date: dt.date | None, out: Path, as_json: bool) -> None:
+def send(
+    app: App, dry_run: bool, users: tuple[str, ...], date: dt.date | None, out: Path, as_json: bool, init: bool
+) -> None:
     """Build and send today's edition to every active subscriber who has not had it yet.
 
     Example: digest send --dry-run --user alice
     """
     with _edge():
         settings = app.settings()
+        if init and dry_run:
+            raise click.UsageError("--init starts a new database; --dry-run never writes one")
         loaded = _subscriptions(settings, users)
         now = dt.datetime.now(dt.timezone.utc)
-        outcomes, source_failed, seconds, halted = asyncio.run(_send(settings, loaded, now, date, dry_run, out))
+        outcomes, source_failed, seconds, halted = asyncio.run(_send(settings, loaded, now, date, dry_run, out, init))
     print_outcomes(outcomes, as_json, seconds)
     if halted:  # the relay, the outbox or the store failed: one line that says what to fix
         click.echo(f"error: stopped sending: {halted}", err=True)
@@ -130,6 +144,7 @@ async def _send(
     date: dt.date | None,
     dry_run: bool,
     out: Path,
+    init: bool = False,
 ) -> tuple[list[Outcome], bool, float | None, str | None]:
     """Every reader's outcome, whether a source failed, the seconds the sending took, and why the
     run halted (None: it did not)."""
@@ -143,8 +158,9 @@ async def _send(
         return outcomes + [
             Outcome(s.id, "skipped-no-sources", edition_date=date or local_date(s, now), error=reason) for s in subs
         ], True, None, None
-    store = open_store(settings.database_url, read_only=dry_run)
+    store = open_store(settings.database_url, read_only=dry_run, init=init)
     try:
+        store.verify()  # a damaged database is refused before anything is sent
         mailer = PreviewMailer(out) if dry_run else _mailer(settings)
         delivery = Delivery(
             store=store,
@@ -165,6 +181,9 @@ async def _send(
                 outcomes += await send_editions(
                     subs, papers, delivery, now=now, edition_date=date, semantic=settings.semantic
                 )
+        if not dry_run and delivery.halted is None:  # once a day: what retention no longer needs
+            listed = {p.key for p in papers}
+            prune(store, retention=settings.retention, listed=listed, complete=not source_failed, now=now)
     finally:
         store.close()
     return outcomes, source_failed, run.seconds, delivery.halted
@@ -192,9 +211,20 @@ def _mailer(settings: Settings) -> Mailer:
 
 
 def _secret(settings: Settings, store: Store) -> bytes:
+    """The key that signs new links: `secret_key`, else the one generated in the database."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     return store.secret()
+
+
+def _old_secrets(settings: Settings, store: Store) -> tuple[bytes, ...]:
+    """Keys still accepted on links already mailed: `old_secret_keys`, plus the database's
+    generated key once `secret_key` is set (so moving to a configured key breaks no link)."""
+    old = [k.get_secret_value().encode() for k in settings.old_secret_keys]
+    if settings.secret_key is not None:
+        old.append(store.secret())
+    current = _secret(settings, store)
+    return tuple(dict.fromkeys(k for k in old if k != current))
 
 
 def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:
@@ -227,7 +257,8 @@ def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:
 def check(app: App) -> None:
     """Validate settings and every subscription file; print `path:line: field: message`.
 
-    Exit 2 if there is any problem. Also reports subscribers who unsubscribed or were suspended.
+    Exit 2 if there is any problem. Also reports subscribers who unsubscribed or were suspended,
+    and reads every page of an SQLite database (PRAGMA quick_check): damaged, exit 1.
     """
     with _edge():
         settings = app.settings()
@@ -239,6 +270,7 @@ def check(app: App) -> None:
             click.echo(str(problem))
         store = open_store(settings.database_url, read_only=True)
         try:
+            store.verify()  # SQLite: PRAGMA quick_check, every page read once
             states = store.subscribers()
             counts = store.rating_counts()
             for sub in loaded.subscriptions:
@@ -369,8 +401,9 @@ def _one_subscription(settings: Settings, user: str) -> Subscription:
 
 
 @cli.command()
+@_init_option
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, init: bool) -> None:
     """Run the service: each edition at the reader's local send_at, plus /healthz, /metrics and
     the unsubscribe endpoint on `listen`. Stops cleanly on SIGTERM or SIGINT; SIGHUP re-reads
     the subscription folder. Logs at info level unless --log-level or DIGEST_LOG_LEVEL says
@@ -387,10 +420,12 @@ def run(ctx: click.Context) -> None:
         settings = app.settings()
         if not settings.sources:
             raise ConfigError("sources: no source configured (add at least one under `sources:`)")
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, init=init)
         try:
+            store.verify()
             service = Service(
-                settings, store=store, mailer_factory=lambda: _mailer(settings), secret=_secret(settings, store)
+                settings, store=store, mailer_factory=lambda: _mailer(settings), secret=_secret(settings, store),
+                old_secrets=_old_secrets(settings, store),
             )
             asyncio.run(service.run())
         finally:

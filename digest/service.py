@@ -42,7 +42,8 @@ from digest.pipeline import Delivery, Outcome, gather, send_editions
 from digest.render import Renderer
 from digest.schedule import due_edition, fire_time, missed_editions, next_fire
 from digest.store import Store
-from digest.store.sqlite import worker_id
+from digest.store.retention import prune_aside
+from digest.store.sqlite import SqliteStore, worker_id
 from digest.web import make_app, start_server, stop_server
 from digest.web_rate import Rated
 
@@ -50,6 +51,8 @@ __all__ = ["Service", "parse_listen"]
 
 log = logging.getLogger("digest.service")
 UTC = dt.timezone.utc
+PROBE_TIMEOUT = 2.0  # seconds /healthz waits for the store
+PROBE_EVERY = 5.0  # seconds a store probe's answer is reused
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -66,6 +69,7 @@ class Service:
         store: Store,
         mailer_factory: Callable[[], Mailer],
         secret: bytes,
+        old_secrets: tuple[bytes, ...] = (),
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
         batch_delay: float = 0.5,
         fetch_ttl: float = 300.0,
@@ -75,6 +79,7 @@ class Service:
         self.store = store
         self.mailer_factory = mailer_factory
         self.secret = secret
+        self.old_secrets = old_secrets  # accepted on links already mailed (key rotation)
         self.clock = clock
         self.batch_delay = batch_delay
         self.fetch_ttl = fetch_ttl
@@ -93,7 +98,11 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._drain: asyncio.Task[None] | None = None
         self._papers: tuple[float, list[Paper]] | None = None
+        self._sources_ok = False  # whether every source answered the last fetch (retention needs it)
+        self._pruned_on: dt.date | None = None  # the UTC day this process last asked for the prune
         self.port: int | None = None
+        self._probe: tuple[float, str | None] | None = None  # (when, error) of the last store probe
+        self._probing: asyncio.Future[object] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -324,6 +333,13 @@ class Service:
         self.last_error = delivery.halted
         if delivery.halted is None and not any(o.failed for o in outcomes):
             self.metrics.run_succeeded()
+        day = now.astimezone(dt.timezone.utc).date()
+        if delivery.halted is None and self._sources_ok and self._pruned_on != day:  # once a day, off the loop
+            self._pruned_on, listed = day, {p.key for p in papers}
+            await prune_aside(
+                self.settings.database_url, retention=self.settings.retention, listed=listed,
+                complete=self._sources_ok, now=now,
+            )  # fmt: skip
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.status == "sent":
@@ -341,6 +357,7 @@ class Service:
             self.metrics.fetched(result.name, len(result.papers), error=not result.ok)
         if any(r.ok for r in results):
             self._papers = (time.monotonic(), papers)
+            self._sources_ok = all(r.ok for r in results)
         return papers
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -348,6 +365,7 @@ class Service:
     def _app(self):  # noqa: ANN202 - aiohttp Application
         return make_app(
             secret=self.secret,
+            old_secrets=self.old_secrets,
             unsubscribe=self._unsubscribe,
             is_known=lambda sub_id: sub_id in self.subs or sub_id in self.invalid,
             health=self.health,
@@ -365,15 +383,41 @@ class Service:
         self.store.unsubscribe(sub_id, now=self.clock())
         return True
 
-    def health(self) -> dict[str, object]:
+    async def health(self) -> dict[str, object]:
+        """/healthz: ready (200) only while the scheduler runs, the last run was not halted by the
+        relay or the store, and the store answers a read within PROBE_TIMEOUT."""
         running = self.scheduler.running and not self.stopping.is_set()
         times = [j.next_run_time for j in self.scheduler.get_jobs() if not j.id.startswith("_") and j.next_run_time]
+        store_error = await self._probe_store()
         return {
             "scheduler_running": running,
             "last_run": self.last_run.isoformat() if self.last_run else None,
             "next_run": min(times).isoformat() if times else None,
             "subscribers": len(self.subs),
             "queued": len(self.queue),
-            "ready": running and self.last_error is None,
-            "last_error": self.last_error,
+            "ready": running and self.last_error is None and store_error is None,
+            "last_error": self.last_error or store_error,
         }
+
+    async def _probe_store(self) -> str | None:
+        """None if the store answered a cheap read (cached PROBE_EVERY seconds), else why not.
+        SQLite is read on the loop (a WAL read never waits); a network store in a thread, at most
+        PROBE_TIMEOUT seconds, one probe at a time."""
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe[0] < PROBE_EVERY:
+            return self._probe[1]
+        read = lambda: self.store.editions("\x00healthz", limit=1)  # noqa: E731 - no such reader
+        try:
+            if isinstance(self.store, SqliteStore):
+                read()
+            else:
+                if self._probing is None or self._probing.done():
+                    self._probing = asyncio.ensure_future(asyncio.to_thread(read))
+                await asyncio.wait_for(asyncio.shield(self._probing), PROBE_TIMEOUT)
+            error = None
+        except TimeoutError:
+            error = f"store: no answer within {PROBE_TIMEOUT:g} s"
+        except Exception as exc:  # StoreError, or a driver error that escaped the store
+            error = f"store: {exc}"
+        self._probe = (time.monotonic(), error)
+        return error

@@ -25,10 +25,11 @@ logged: the access log writes ``/unsubscribe/<redacted>``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .metrics import CONTENT_TYPE, Metrics, render_latest
 from .tokens import verify_token
+from .web_listen import IDLE_TIMEOUT, MAX_CONNECTIONS, CappedSite, Limiter, connection_cap, install_log_guards
 
 __all__ = ["make_app", "start_server", "stop_server", "RunningServer", "RedactingAccessLogger"]
 
@@ -56,6 +58,7 @@ SECURITY_HEADERS = {
 _MAX_BODY = 16 * 1024  # a one-click POST body is 26 bytes
 
 _SECRET_KEY = web.AppKey("secret", bytes)
+_OLD_KEY = web.AppKey("old_secrets", tuple)
 _UNSUB_KEY = web.AppKey("unsubscribe", object)
 _KNOWN_KEY = web.AppKey("is_known", object)
 _HEALTH_KEY = web.AppKey("health", object)
@@ -147,7 +150,8 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _known_id(request: web.Request) -> str | None:
     """The subscriber id of a valid token for a known subscriber, else None."""
-    subscriber_id = verify_token(request.match_info["token"], request.app[_SECRET_KEY])
+    app = request.app
+    subscriber_id = verify_token(request.match_info["token"], app[_SECRET_KEY], old_secrets=app[_OLD_KEY])
     if subscriber_id is None:
         return None
     if not await _maybe_await(request.app[_KNOWN_KEY](subscriber_id)):  # type: ignore[operator]
@@ -193,6 +197,7 @@ async def _unsubscribe_post(request: web.Request) -> web.Response:
 def make_app(
     *,
     secret: bytes,
+    old_secrets: Iterable[bytes] = (),
     unsubscribe: Callable[[str], Awaitable[bool] | bool],
     is_known: Callable[[str], bool],
     health: Callable[[], dict],
@@ -205,11 +210,13 @@ def make_app(
     ``health()`` returns at least ``scheduler_running``, ``last_run`` and ``next_run``. Callbacks
     may be plain functions (keep them quick: they run on the event loop) or coroutines.
     With ``rate(id, paper_key, vote)`` (returning a ``web_rate.Rated``), the rating links of the
-    digests are served too (digest/web_rate.py)."""
+    digests are served too (digest/web_rate.py). Links signed with one of ``old_secrets`` are
+    accepted too (key rotation); new ones are always signed with ``secret``."""
     if not secret:
         raise ValueError("the unsubscribe secret must not be empty")
     app = web.Application(client_max_size=_MAX_BODY)
     app[_SECRET_KEY] = bytes(secret)
+    app[_OLD_KEY] = old = tuple(bytes(k) for k in old_secrets if k)
     app[_UNSUB_KEY] = unsubscribe
     app[_KNOWN_KEY] = is_known
     app[_HEALTH_KEY] = health
@@ -222,7 +229,7 @@ def make_app(
     if rate is not None:
         from .web_rate import add_rate_routes
 
-        add_rate_routes(app, secret=secret, rate=rate, is_known=is_known)
+        add_rate_routes(app, secret=secret, old_secrets=old, rate=rate, is_known=is_known)
     return app
 
 
@@ -251,6 +258,8 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int  # the bound port (useful when started on port 0)
+    limiter: Limiter | None = None
+    _previous_handler: Any = None
 
     @property
     def url(self) -> str:
@@ -258,30 +267,46 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        try:
+            await self.runner.cleanup()
+        finally:
+            asyncio.get_running_loop().set_exception_handler(self._previous_handler)
 
 
 async def start_server(
-    app: web.Application, host: str, port: int, *, shutdown_timeout: float = 5.0
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    shutdown_timeout: float = 5.0,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> RunningServer:
     """Serve ``app`` on ``host:port`` (port 0: any free port) until :func:`stop_server`.
-    Signals are left to the caller (``digest run`` handles SIGTERM/SIGINT itself)."""
+    Signals are left to the caller (``digest run`` handles SIGTERM/SIGINT itself).
+    A connection must send a whole request header within ``idle_timeout`` seconds of opening
+    (or of its last response); at most ``max_connections`` are open (digest/web_listen.py)."""
     runner = web.AppRunner(
         app,
         handle_signals=False,
         access_log_class=RedactingAccessLogger,
         access_log=logging.getLogger("digest.web.access"),
         shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=idle_timeout,
     )
+    limiter = Limiter(runner, connection_cap(max_connections))
+    app.middlewares.append(limiter.middleware)
     await runner.setup()
+    previous = install_log_guards(asyncio.get_running_loop())
     try:
-        site = web.TCPSite(runner, host, port)
+        site = CappedSite(runner, host, port, limiter=limiter)
         await site.start()
     except BaseException:
+        asyncio.get_running_loop().set_exception_handler(previous)
         await runner.cleanup()
         raise
     bound = runner.addresses[0][1] if runner.addresses else port
-    return RunningServer(runner=runner, host=host, port=int(bound))
+    return RunningServer(runner=runner, host=host, port=int(bound), limiter=limiter, _previous_handler=previous)
 
 
 async def stop_server(server: RunningServer) -> None:

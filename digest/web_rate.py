@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -43,6 +43,7 @@ class Rated:
 RateCallback = Callable[[str, str, int], "Awaitable[Rated | None] | Rated | None"]
 
 _SECRET_KEY = web.AppKey("rate_secret", bytes)
+_OLD_KEY = web.AppKey("rate_old_secrets", tuple)
 _RATE_KEY = web.AppKey("rate", object)
 _KNOWN_KEY = web.AppKey("rate_is_known", object)
 
@@ -104,7 +105,8 @@ def done_page(vote: int, rated: Rated, undo_token: str | None) -> str:
 
 
 async def _known(request: web.Request) -> tuple[str, str, int] | None:
-    found = verify_rating_token(request.match_info["token"], request.app[_SECRET_KEY])
+    app = request.app
+    found = verify_rating_token(request.match_info["token"], app[_SECRET_KEY], old_secrets=app[_OLD_KEY])
     if found is None or not await _maybe_await(request.app[_KNOWN_KEY](found[0])):  # type: ignore[operator]
         return None
     return found
@@ -147,10 +149,15 @@ async def _rate_post(request: web.Request) -> web.Response:
     return _html(done_page(vote, rated, token))
 
 
-def add_rate_routes(app: web.Application, *, secret: bytes, rate: RateCallback, is_known: Callable[[str], object]) -> None:
+def add_rate_routes(
+    app: web.Application, *, secret: bytes, rate: RateCallback, is_known: Callable[[str], object],
+    old_secrets: Iterable[bytes] = (),
+) -> None:
     """``/rate/<token>`` on `app`: ``rate(id, paper, vote)`` is called only on a POST with a valid
-    token for a known reader; ``is_known(id)`` as for unsubscribe."""
+    token for a known reader; ``is_known(id)`` as for unsubscribe. Tokens signed with one of
+    ``old_secrets`` are accepted (key rotation); undo links are signed with ``secret``."""
     app[_SECRET_KEY] = bytes(secret)
+    app[_OLD_KEY] = tuple(bytes(k) for k in old_secrets if k)
     app[_RATE_KEY] = rate
     app[_KNOWN_KEY] = is_known
     app.router.add_get("/rate/{token}", _rate_get)

@@ -218,7 +218,7 @@ def test_the_helper_process_builds_byte_for_byte_the_messages_this_process_build
         return await real_build(self, items, **options)
 
     monkeypatch.setattr(BuildProcess, "build", counted)
-    configure(run_dir, secret_key="one key for both runs")  # else a dry run signs with a throwaway key
+    configure(run_dir, secret_key="one key for both runs, 32+ bytes long")  # else a dry run signs with a throwaway key
     out: dict[str, dict[str, bytes]] = {}
     for label, threshold in (("here", 10**9), ("helper", 1)):
         monkeypatch.setattr(pipeline, "PROCESS_MIN", threshold)

@@ -21,6 +21,7 @@ import pytest
 from digest.errors import StoreError
 from digest.store import open_store
 from digest.store.sqlite import worker_id
+from digest.store.sql import SCHEMA_VERSION
 from tests.pg import ROOT, drop_database, go, pg_server, pg_url, spawn, wait_ready, with_database  # noqa: F401  (fixtures)
 from tests.pg import results as collect
 
@@ -203,7 +204,7 @@ def test_read_only_mode_creates_no_schema(url: str, admin: psycopg.Connection) -
 
 def test_schema_is_versioned_and_a_newer_schema_is_refused(url: str, admin: psycopg.Connection) -> None:
     open_store(url).close()
-    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert set(fingerprint(admin)) == {"meta", "editions", "seen", "subscribers", "papers", "ratings"}
     admin.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="newer"):
@@ -291,7 +292,7 @@ def test_replicas_migrating_an_empty_database_at_once_do_not_fail(url: str, admi
     for t in threads:
         t.join()
     assert errors == []
-    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert admin.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
 
     # and as separate processes, each its own interpreter and connection
     fresh = f"mig_{admin.info.dbname}"

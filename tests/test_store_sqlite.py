@@ -14,6 +14,7 @@ import pytest
 from digest.errors import StoreError
 from digest.store import open_store
 from digest.store.sqlite import worker_id
+from digest.store.sql import SCHEMA_VERSION
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
 DAY = dt.date(2026, 11, 21)
@@ -124,7 +125,7 @@ def test_read_only_mode_creates_no_database(tmp_path: Path) -> None:
 def test_schema_is_versioned_and_a_newer_schema_is_refused(url: str, tmp_path: Path) -> None:
     open_store(url).close()
     db = sqlite3.connect(tmp_path / "digest.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     db.commit()

@@ -11,14 +11,15 @@ Precedence, highest first:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.config.yamlfile import YamlDoc, load_yaml
 from digest.errors import ConfigError, Problem
@@ -29,6 +30,7 @@ __all__ = ["Settings", "SmtpSettings", "SourceSettings", "load_settings", "DEFAU
 DEFAULT_CONFIG = Path("config/digest.yaml")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
 ENV_PREFIX = "DIGEST_"
+MIN_KEY_BYTES = 32  # secret_key: HMAC-SHA256 keys shorter than the hash are guessable
 
 
 class _Strict(BaseModel):
@@ -77,17 +79,19 @@ class Settings(BaseSettings):
     outbox: Path = Path("data/outbox")  # Maildir used when smtp.host is unset
     public_url: str = "http://localhost:8080"  # base of unsubscribe links
     listen: str = "0.0.0.0:8080"  # where `digest run` serves /healthz, /metrics, unsubscribe
-    secret_key: SecretStr | None = None  # signs unsubscribe links; unset: generated, kept in the DB
+    secret_key: SecretStr | None = None  # signs unsubscribe and rating links; unset: generated, kept in the DB
+    old_secret_keys: Annotated[list[SecretStr], NoDecode] = []  # still accepted on links, never used to sign
     sources: list[SourceSettings] = []
     catch_up: dt.timedelta = dt.timedelta(hours=12)  # send a missed edition this late at most
     edition_max_age: dt.timedelta = dt.timedelta(hours=20)  # then a pending edition expires
+    retention: dt.timedelta | None = dt.timedelta(days=90)  # then a sent paper's rows are pruned; null: never
     claim_lease: dt.timedelta = dt.timedelta(minutes=10)  # a dead worker's claim is taken over
     suspend_after: int = Field(3, ge=1)  # permanent failures in a row that suspend a reader
     rescan_interval: float = Field(30.0, gt=0)  # seconds between re-reads of subscriptions_dir
     semantic: bool = False  # semantic matching (needs `pip install 'digest[semantic]'`)
     log_format: Literal["auto", "json", "text"] = "auto"
 
-    @field_validator("catch_up", "edition_max_age", "claim_lease", mode="before")
+    @field_validator("catch_up", "edition_max_age", "claim_lease", "retention", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         """Also accept `90s`, `10m`, `12h`, `2d` (and `1h30m`)."""
@@ -107,6 +111,36 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        size = len(value.get_secret_value().encode("utf-8"))
+        if size == 0:
+            raise ValueError("is empty: set at least 32 random bytes (openssl rand -hex 32), "
+                             "or unset it to use the key generated in the database")
+        if size < MIN_KEY_BYTES:
+            raise ValueError(f"is {size} bytes long; use at least {MIN_KEY_BYTES} random bytes (openssl rand -hex 32)")
+        return value
+
+    @field_validator("old_secret_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        """A list; or, from a variable or a secret file, one key per line (or a JSON list)."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [k.strip() for k in value.splitlines() if k.strip()]
+        return value
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _no_empty_key(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not k.get_secret_value() for k in value):
+            raise ValueError("an old key is empty")
+        return value
+
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, value: list[SourceSettings]) -> list[SourceSettings]:
@@ -115,6 +149,19 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"duplicate source name: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _retention_outlives_lookback(self) -> Settings:
+        """A paper whose seen rows are pruned must never come back from a source: retention has to
+        exceed every source's lookback, plus a day each side for readers' time zones."""
+        if self.retention is not None:
+            longest = max((s.lookback_days for s in self.sources), default=1)
+            if self.retention < dt.timedelta(days=longest + 2):
+                raise ValueError(
+                    f"retention: must be at least {longest + 2}d (the longest source lookback_days, "
+                    f"{longest}, plus a day either side for time zones), or null to keep everything"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -23,7 +23,7 @@ from typing import Protocol
 from digest.errors import ConfigError
 from digest.models import RatedPaper
 
-__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "open_store", "CLAIMABLE", "VOTES"]
+__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "Pruned", "open_store", "CLAIMABLE", "VOTES"]
 
 CLAIMABLE = ("pending",)  # plus "claimed" with an expired lease or a dead local owner
 VOTES = (-1, 0, 1)  # "not for me", no rating (undo), "more like this"
@@ -59,6 +59,16 @@ class SubscriberState:
     unsubscribed_at: dt.datetime | None = None
     suspended_at: dt.datetime | None = None
     suspended_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one daily prune deleted (digest/store/retention.py)."""
+
+    seen: int
+    editions: int
+    papers: int
+    seconds: float
 
 
 class Store(Protocol):
@@ -172,18 +182,35 @@ class Store(Protocol):
         """subscriber -> (up-votes, down-votes), for `digest check`: counts, never titles."""
         ...
 
+    # -- upkeep (digest/store/sqlite_upkeep.py, pg_upkeep.py) ----------------------------------
+
+    def verify(self) -> None:
+        """Raise StoreError when the database is damaged (SQLite: `PRAGMA quick_check`, which reads
+        every page; PostgreSQL checks its own pages: nothing to do)."""
+        ...
+
+    def prune(self, *, before: dt.date, keep: Collection[str], today: dt.date) -> Pruned | None:
+        """Delete what retention no longer needs, at most once per `today` across every process
+        sharing the database (the others get None): seen rows recorded (sent) before the UTC day
+        `before`, editions finished (sent, failed, expired) before it, and stored papers first met
+        before it that nobody rated. Papers of `keep` (still listed in a source) keep their rows;
+        ratings and the papers they refer to are never deleted. Small transactions, so sends and
+        unsubscribes are not held up. Read-only: nothing, None."""
+        ...
+
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, read_only: bool = False) -> Store:
+def open_store(url: str, *, read_only: bool = False, init: bool = False) -> Store:
     """The store for `database_url`: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
 
-    `read_only` (for --dry-run) never creates, migrates or writes anything.
+    `read_only` (for --dry-run) never creates, migrates or writes anything. An existing SQLite file
+    that is empty or damaged is an error; `init` moves it aside and starts a new database instead.
     """
     if url.startswith("sqlite:"):
         from digest.store.sqlite import SqliteStore, path_from_url
 
-        return SqliteStore(path_from_url(url), read_only=read_only)
+        return SqliteStore(path_from_url(url), read_only=read_only, init=init)
     if url.startswith(("postgresql:", "postgres:")):
         try:
             from digest.store.postgres import PostgresStore

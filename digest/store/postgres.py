@@ -35,6 +35,7 @@ from psycopg.rows import dict_row
 from digest.errors import StoreError
 from digest.store import EditionRecord, SentEdition, SubscriberState
 from digest.store.pg_ratings import PostgresRatings
+from digest.store.pg_upkeep import PostgresUpkeep
 from digest.store.pg_sql import CLAIM, MARK_SENT, TAKE_OVER, UPSERT_STATUS, sent_params
 from digest.store.pg_url import redact, safe_url
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
@@ -46,7 +47,7 @@ T = TypeVar("T")
 # pg_advisory_xact_lock key for migrations: any constant bigint, the same for every replica.
 MIGRATION_LOCK = 0x6469676573740001  # "digest" + 1
 
-class PostgresStore(PostgresRatings):
+class PostgresStore(PostgresRatings, PostgresUpkeep):
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._url = url
         self.url = safe_url(url)  # for display

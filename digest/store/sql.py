@@ -65,6 +65,9 @@ SCHEMA: dict[int, list[str]] = {
             PRIMARY KEY (subscriber_id, paper_key)
         )""",
     ],
+    # Retention: the daily prune finds seen rows by the UTC day they were sent (not the edition's
+    # date, which `digest send --date` may set in the past), through this index on an expression.
+    3: ["CREATE INDEX IF NOT EXISTS seen_sent_day ON seen ((substr(sent_at, 1, 10)))"],
 }
 SCHEMA_VERSION = max(SCHEMA)
 

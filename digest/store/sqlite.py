@@ -8,23 +8,27 @@ on this host is taken over at once instead of waiting for its lease to run out.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import inspect
 import json
+import logging
 import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 from digest.errors import StoreError
 from digest.store import EditionRecord, SentEdition, SubscriberState
+from digest.store.sqlite_file import (
+    Transaction, connect, create, damage, is_empty, move_aside, problem, store_errors, unusable,
+)
 from digest.store.sqlite_ratings import SqliteRatings
+from digest.store.sqlite_upkeep import SqliteUpkeep
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
 __all__ = ["SqliteStore", "path_from_url"]
+
+log = logging.getLogger("digest.store")
 
 
 def path_from_url(url: str) -> Path | None:
@@ -37,58 +41,31 @@ def path_from_url(url: str) -> Path | None:
     return Path(rest[3:])
 
 
-_C = TypeVar("_C", bound=type)
-
-
-def _store_errors(cls: _C) -> _C:
-    """Every public method of `cls` raises StoreError, never a bare sqlite3.Error: a full disk, a
-    read-only file or a damaged page after the file was opened is the store's error, which the
-    pipeline knows how to stop on (a bare OperationalError used to kill a sender task unseen)."""
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def translated(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite database {self.path or ':memory:'}: {exc}") from None
-
-        return translated
-
-    for name in dir(cls):  # the class's own methods and its mixins'
-        value = getattr(cls, name)
-        if not name.startswith("_") and inspect.isfunction(value):
-            setattr(cls, name, wrap(value))
-    return cls
-
-
-@_store_errors
-class SqliteStore(SqliteRatings):
-    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+@store_errors
+class SqliteStore(SqliteRatings, SqliteUpkeep):
+    def __init__(self, path: Path | None, *, read_only: bool = False, init: bool = False) -> None:
         self.path = path
         self.read_only = read_only
         self._ephemeral_secret: bytes | None = None
         self._json: bool | None = None  # whether this SQLite has json_each (known after first use)
         try:
-            if path is None:
-                self._db = sqlite3.connect(":memory:", isolation_level=None)
-            elif read_only:
-                if path.exists():
-                    uri = f"file:{path.resolve()}?mode=ro"
-                    self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
-                else:  # nothing recorded yet: an empty store, and no file is created
-                    self._db = sqlite3.connect(":memory:", isolation_level=None)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.row_factory = sqlite3.Row
-            if not read_only or self._version() == 0:
-                self._migrate(in_memory=read_only)
+            if path is None or (read_only and not path.exists()):  # nothing recorded yet: an empty store
+                self._db = connect(":memory:")
+                self._migrate()
+                return
+            if init and not read_only:
+                self._start_afresh(path)
+            if not read_only and not path.exists():  # the first run: a new database
+                create(path, self._migrate_into)
+            if is_empty(path):  # an existing file is never silently made anew
+                raise damage(path, "is empty (0 bytes)")
+            self._db = connect(path, read_only=read_only)
+            if self._version() == 0:
+                raise damage(path, "has no digest tables (not a digest database, or its first pages are damaged)")
+            if not read_only:
+                self._migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {path}: {exc}") from None
+            raise problem(path, exc) from None
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -101,14 +78,18 @@ class SqliteStore(SqliteRatings):
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def _migrate(self, *, in_memory: bool = False) -> None:
-        if in_memory and self.path is not None and self.path.exists():
-            raise StoreError(f"{self.path}: the database has no digest schema")
+    def _migrate_into(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._migrate()
+
+    def _migrate(self) -> None:
         version = self._version()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"database schema version {version} is newer than this digest ({SCHEMA_VERSION}): upgrade digest"
             )
+        if version == SCHEMA_VERSION:
+            return
         with self._tx():
             for target, statements in SCHEMA.items():
                 if target <= version:
@@ -121,8 +102,17 @@ class SqliteStore(SqliteRatings):
                     (str(target),),
                 )
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _start_afresh(self, path: Path) -> None:
+        """`--init`: an empty, foreign or damaged file is moved aside; a sound one is kept."""
+        if not path.exists():
+            return
+        reason = unusable(path)
+        if reason:
+            aside = move_aside(path, dt.datetime.now(dt.timezone.utc))
+            log.warning("--init: %s %s; moved it to %s and started a new database", path, reason, aside)
+
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)
 
     def _write(self) -> bool:
         """Whether writes go through (False in read-only mode, where they are dropped)."""
@@ -392,19 +382,6 @@ def _state(row: sqlite3.Row) -> SubscriberState:
         parse_time(row["suspended_at"]),
         row["suspended_reason"],
     )
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any error."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
 def worker_id() -> str:
