@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..models import RatedPaper, Subscription
-from .model import VIA_EXPLORE, VIA_MODEL, DocFreq, Pool, Ratings, decide
+from .model import VIA_EXPLORE, VIA_MODEL, WEIGHT, DocFreq, Pool, Ratings, decide
 
 if TYPE_CHECKING:
     from .ranker import Ranker
 
 __all__ = ["ReaderModels", "VIA_EXPLORE", "VIA_MODEL"]
+
+_DENSE_ROWS = 512  # readers per dense (readers x pool) block of the model's decision
 
 
 class ReaderModels:
@@ -64,16 +66,24 @@ class ReaderModels:
         """The modelled readers of one chunk of `score_many`: ({reader in chunk: (papers, scores)},
         mask of the (row, col) pairs they take out of the keyword path)."""
         n = len(self.ranker.papers)
-        ks = np.flatnonzero(local >= 0)
         sel = local[rows] >= 0
-        m_rel, m_ok = np.zeros((len(ks), n), np.float32), np.zeros((len(ks), n), bool)
-        at = np.full(len(chunk), -1)
-        at[ks] = np.arange(len(ks))
-        m_rel[at[rows[sel]], cols[sel]] = r[sel]
-        m_ok[at[rows[sel]], cols[sel]] = ok[sel]
-        m_blocked = np.stack([blocked_row(k) for k in ks])
-        lists = self.rows([chunk[k] for k in ks], ratings, local[ks], m_rel, m_ok, m_blocked)
-        return dict(zip(ks.tolist(), lists)), sel
+        out = {}
+        cuts = np.searchsorted(rows, np.arange(len(chunk) + 1))
+        everyone = np.flatnonzero(local >= 0)
+        for lo in range(0, len(everyone), _DENSE_ROWS):  # dense blocks small enough to stay in cache
+            ks = everyone[lo : lo + _DENSE_ROWS]
+            m_rel, m_ok = np.zeros((len(ks), n), np.float32), np.zeros((len(ks), n), bool)
+            a, b = cuts[ks[0]], cuts[ks[-1] + 1]
+            pick = sel[a:b]
+            at = np.full(len(chunk), -1)
+            at[ks] = np.arange(len(ks))
+            rr, cc = at[rows[a:b][pick]], cols[a:b][pick]
+            m_rel[rr, cc] = r[a:b][pick]
+            m_ok[rr, cc] = ok[a:b][pick]
+            m_blocked = np.stack([blocked_row(k) for k in ks])
+            lists = self.rows([chunk[k] for k in ks], ratings, local[ks], m_rel, m_ok, m_blocked)
+            out.update(zip(ks.tolist(), lists))
+        return out, sel
 
     def rows(self, subs, ratings: Ratings, rows: np.ndarray, rel, kw_ok, blocked):
         """Readers x pool (dense) through the model: per reader (positions best first, scores);
@@ -81,22 +91,25 @@ class ReaderModels:
         tiebreak, boost = self.ranker.tiebreak, self.ranker.boost
         s, dup, sibling, close = ratings.scores(rows)
         room = np.array([sub.max_papers for sub in subs])
-        included, score, via, explore = decide(
+        included, u, admit, explore = decide(
             rel, kw_ok, blocked, s, dup, sibling, close, ratings.level_up[rows], ratings.level_down[rows], ratings.auc[rows], room
         )
         rr, cc = np.nonzero(included)
-        total = np.round(score[rr, cc].astype(np.float64), 6)
+        score = rel[rr, cc] + WEIGHT * u[rr, cc]  # float32, as rel + WEIGHT * u over the whole rows
+        total = np.round(score.astype(np.float64), 6)
         order = np.lexsort((tiebreak[cc], -(total + boost[cc]), rr))
-        rr, cc, total = rr[order], cc[order], total[order]
+        rr, cc, total, admitted = rr[order], cc[order], total[order], admit[rr[order], cc[order]]
         cuts = np.searchsorted(rr, np.arange(len(subs) + 1))
         out = []
         for k, sub in enumerate(subs):
-            papers, scores = cc[cuts[k] : cuts[k + 1]], total[cuts[k] : cuts[k + 1]]
-            marks = {int(p): VIA_MODEL for p in papers[via[k, papers] == VIA_MODEL]}
+            a, b = cuts[k], cuts[k + 1]
+            papers, scores = cc[a:b], total[a:b]
+            marks = dict.fromkeys(papers[admitted[a:b]].tolist(), VIA_MODEL)
             if explore[k] >= 0:
-                papers = np.append(papers, explore[k])
-                scores = np.append(scores, score[k, explore[k]])
-                marks[int(explore[k])] = VIA_EXPLORE
+                e = explore[k]
+                papers = np.append(papers, e)
+                scores = np.append(scores, rel[k, e] + WEIGHT * u[k, e])
+                marks[int(e)] = VIA_EXPLORE
             self.info[sub.id] = (ratings, int(rows[k]), marks)
             out.append((papers, scores))
         return out
