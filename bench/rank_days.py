@@ -70,6 +70,9 @@ def whole_word(ids: Sequence[int], papers: list[Paper], sub: Subscription) -> li
     return [i for _, i in sorted(scored)]
 
 
+MENTIONS = True  # as an edition ranks (Ranker.rank(mentions=True)); --no-mentions: the inclusion rule alone
+
+
 def simulate(papers, vectors, sub, grades, days, *, rate_share, semantic, rng) -> list[tuple[float, float]]:
     """(F1, AP) for each scored day. rate_share None: keywords only; else share of shown papers rated.
 
@@ -88,11 +91,12 @@ def simulate(papers, vectors, sub, grades, days, *, rate_share, semantic, rng) -
             [papers[i] for i in ids], now=NOW, semantic=semantic, vectors=[vectors[i] for i in ids],
             doc_freq=document_frequencies([vectors[i] for i in fetched]),
         )  # fmt: skip
-        ranked = ranker.rank(sub, skip=sent, rated=rated if rate_share is not None else ())
+        ranked = ranker.rank(sub, skip=sent, rated=rated if rate_share is not None else (), mentions=MENTIONS)
         pos = {papers[i].key: i for i in ids}
         order = [pos[sp.paper.key] for sp in ranked]
-        digest = order[: sub.max_papers]
-        shown = order[: sub.max_papers + MORE_LINES]
+        full = sum(1 for sp in ranked if sp.via != "mention")  # mentions are only listed, never in full
+        digest = order[: min(sub.max_papers, full)]
+        shown = order[: len(digest) + MORE_LINES]
         sent.update(papers[i].key for i in digest)  # the "more" titles stay candidates, as in plan()
         if d <= RATED_DAYS:
             if rate_share is not None:
@@ -111,7 +115,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--half", choices=("a", "b"), default=None)
     ap.add_argument("--no-semantic", action="store_true")
+    ap.add_argument("--no-mentions", action="store_true", help="rank by the inclusion rule alone (before mentions were listed)")
     args = ap.parse_args()
+    global MENTIONS
+    MENTIONS = not args.no_mentions
     papers, subs, grades = load_corpus(), load_profiles(), load_grades()
     judged = sorted(set().union(*(g.keys() for g in grades.values())))
     if args.half:

@@ -8,7 +8,9 @@
 Relevant = grade >= 1 (grade 2 only: the "grade 2" lines). Methods:
   substring   plain substring counting: score = sum of weight * (case-insensitive occurrences of the
               keyword in title + abstract); a paper is in if its score > 0 and no exclusion occurs
-  digest      digest.rank.Ranker, default settings
+  rule only   digest.rank.Ranker, the inclusion rule alone (before single mentions were listed)
+  digest      digest.rank.Ranker as an edition ranks: the papers passing the rule, then the single
+              mentions (listed under "and N more", never in the digest's full entries)
   +semantic   digest.rank.Ranker(semantic=True), if the extra is installed
 MAP: average precision of the list each method returns for the whole corpus (what `digest rank
 --limit 0` would list), relevant papers it does not return count as misses.
@@ -96,7 +98,9 @@ def load_grades() -> dict[str, dict[int, int]]:
 
 # ---------------------------------------------------------------- methods: papers -> {profile: ranked indices}
 
-Method = Callable[[Sequence[int], list[Paper], list[Subscription]], dict[str, list[int]]]
+# {profile: (ranked indices, how many of them may be shown in full: the digest is the first
+# min(DIGEST_CAP, that) papers; the rest, mentions, are only listed)}
+Method = Callable[[Sequence[int], list[Paper], list[Subscription]], dict[str, tuple[list[int], int]]]
 
 
 def substring_method(ids: Sequence[int], papers: list[Paper], subs: list[Subscription]) -> dict[str, list[int]]:
@@ -111,16 +115,22 @@ def substring_method(ids: Sequence[int], papers: list[Paper], subs: list[Subscri
             score = sum(k.weight * text.count(k.term.lower()) for k in sub.keywords)
             if score > 0:
                 scored.append((-score, i))
-        out[sub.id] = [i for _, i in sorted(scored)]
+        ranked = [i for _, i in sorted(scored)]
+        out[sub.id] = (ranked, len(ranked))
     return out
 
 
-def ranker_method(semantic: bool) -> Method:
-    def run(ids: Sequence[int], papers: list[Paper], subs: list[Subscription]) -> dict[str, list[int]]:
+def ranker_method(semantic: bool, mentions: bool = True) -> Method:
+    """digest.rank.Ranker as an edition uses it (with mentions listed after the others)."""
+
+    def run(ids: Sequence[int], papers: list[Paper], subs: list[Subscription]) -> dict[str, tuple[list[int], int]]:
         chosen = [papers[i] for i in ids]
         pos = {p.key: i for p, i in zip(chosen, ids)}
-        ranked = Ranker(chosen, now=NOW, semantic=semantic).rank_many(subs)
-        return {sid: [pos[sp.paper.key] for sp in lst] for sid, lst in ranked.items()}
+        ranked = Ranker(chosen, now=NOW, semantic=semantic).rank_many(subs, mentions=mentions)
+        return {
+            sid: ([pos[sp.paper.key] for sp in lst], sum(1 for sp in lst if sp.via != "mention"))
+            for sid, lst in ranked.items()
+        }
 
     return run
 
@@ -161,11 +171,12 @@ def evaluate(method: Method, papers, subs, grades, editions, min_grade: int) -> 
         ed_set = set(ed)
         for s in subs:
             r = rel[s.id] & ed_set
-            d = out[s.id][:DIGEST_CAP]
+            ranked, shown = out[s.id]
+            d = ranked[: min(DIGEST_CAP, shown)]
             f1[s.id].append(edition_f1(d, r))
             f1raw[s.id].append(edition_f1(d, r, raw=True))
     return {
-        s.id: (average_precision(full[s.id], rel[s.id]), sum(f1[s.id]) / len(editions), sum(f1raw[s.id]) / len(editions))
+        s.id: (average_precision(full[s.id][0], rel[s.id]), sum(f1[s.id]) / len(editions), sum(f1raw[s.id]) / len(editions))
         for s in subs
     }
 
@@ -188,7 +199,10 @@ def main() -> None:
     print(f"judged set: {len(judged)} papers x {len(subs)} profiles; relevant = grade >= 1")
     rng = random.Random(args.seed)
     editions = [sorted(rng.sample(judged, min(EDITION_SIZE, len(judged)))) for _ in range(args.editions)]
-    methods: list[tuple[str, Method]] = [("substring", substring_method), ("digest", ranker_method(False))]
+    methods: list[tuple[str, Method]] = [
+        ("substring", substring_method), ("rule only", ranker_method(False, mentions=False)),
+        ("digest", ranker_method(False)),
+    ]
     if not args.no_semantic:
         try:
             Ranker(papers[:1], now=NOW, semantic=True)

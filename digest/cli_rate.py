@@ -3,16 +3,17 @@ votes the signed links of each email record. Registered on the `digest` group by
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.config import Settings
+from digest.cli_base import edge, one_subscription
 from digest.errors import ConfigError, Problem
-from digest.pipeline import gather
-from digest.store import Store, open_store
+
+if TYPE_CHECKING:
+    from digest.config import Settings
+    from digest.store import Store
 
 __all__ = ["rate"]
 
@@ -34,17 +35,17 @@ def rate(app: Any, user: str, ups: tuple[str, ...], downs: tuple[str, ...], clea
 
     Example: digest rate alice --up arxiv:2212.04089 --down arxiv:2401.00001
     """
-    from digest.cli import _edge, _one_subscription
+    from digest.store import open_store
 
     votes: dict[str, int] = {}
     for vote, papers in ((1, ups), (-1, downs), (0, clears)):
         for paper in papers:
             votes[paper] = vote
-    with _edge():
+    with edge():
         settings = app.settings()
         if not votes:
             raise click.UsageError("nothing to record: give --up, --down or --clear PAPER")
-        sub = _one_subscription(settings, user)
+        sub = one_subscription(settings, user)
         now = dt.datetime.now(dt.timezone.utc)
         store = open_store(settings.database_url)
         try:
@@ -69,6 +70,10 @@ def _unknown_papers(settings: Settings, store: Store, sub_id: str, keys: list[st
     known = set(store.titles(keys)) | (store.seen(sub_id) & set(keys))
     missing = [k for k in keys if k not in known]
     if missing:
+        import asyncio
+
+        from digest.pipeline import gather
+
         papers, _ = asyncio.run(gather(settings.source_specs, day=now.date()))
         current = {p.key for p in papers}
         from digest.ratings import paper_vectors

@@ -35,7 +35,7 @@ import numpy as np
 
 from digest.errors import DigestError
 from digest.models import Edition, OutgoingMessage, Paper, RatedPaper, RenderedDigest, Subscription
-from digest.rank import Ranker
+from digest.rank import Planned, Ranker
 from digest.render import Renderer, build_message, message_id_for
 from digest.render.context import MORE_SHOWN
 from digest.tokens import RatingLinks, derive_key, unsubscribe_url
@@ -55,6 +55,7 @@ class Item:
     positions: np.ndarray
     scores: np.ndarray | None  # None: the trending digest
     liked: dict[int, tuple[int, str]] | None = None  # papers the reader's ratings put there (Ranker.liked_marks)
+    full: int | None = None  # how many lead papers passed the inclusion rule (the rest are mentions: listed only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,13 @@ class Builder:
         self.sender, self.public_url, self.secret, self.now = sender, public_url, secret, now
         self._rate_key = derive_key(secret, "rate")  # signs every rating link of the run
         self._off_sources: dict[frozenset[str], frozenset[str]] = {}
+        self._replaced = frozenset(p.key for p in self.papers if p.is_replacement)
 
     def _skip(self, sub: Subscription) -> frozenset[str]:
         """Papers this reader must not get: already sent, or only from sources they did not choose."""
         seen = self.seen_by_sub.get(sub.id) or ()
+        if not sub.replacements:  # new versions of older papers: only for readers who ask
+            seen = self._replaced.union(seen)
         if sub.sources is None:
             return frozenset(seen)
         wanted = frozenset(sub.sources)
@@ -115,21 +119,30 @@ class Builder:
             off = self._off_sources[wanted] = off_sources(wanted, self.papers)
         return off.union(seen)
 
-    def plan(self, indexes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def plan(self, indexes: Sequence[int]) -> list[Planned]:
         """For each reader: the positions (in `self.papers`) of every paper their edition delivers,
-        best first: shown, and listed as "and N more"; and their scores (None for the trending
-        digest). Cheap: no ScoredPaper is built."""
+        best first: shown, and listed as "and N more" (mentions last); their scores (None for the
+        trending digest); how many may be shown in full. Cheap: no ScoredPaper is built."""
         subs = [self.subs[i] for i in indexes]
         rated = {s.id: self.rated_by_sub[s.id] for s in subs if self.rated_by_sub.get(s.id)}
-        return self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs}, rated_by_sub=rated)
+        return self.ranker.score_many(subs, {s.id: self._skip(s) for s in subs}, rated_by_sub=rated, mentions=True)
 
-    def item(self, index: int, day: dt.date, positions: np.ndarray, scores: np.ndarray | None) -> Item:
+    def delivered(self, index: int, planned: Planned) -> np.ndarray:
+        """The positions an edition delivers (and marks seen): every paper that passed, and the
+        mentions it lists by title (the rest of the mentions are not shown at all)."""
+        sub, (positions, _, full) = self.subs[index], planned
+        return positions[: max(full, min(sub.max_papers, full) + MORE_SHOWN)]
+
+    def item(self, index: int, day: dt.date, planned: Planned) -> Item:
         """What `build` needs of one planned reader: the ranking's head only (what the message shows)."""
         sub = self.subs[index]
-        head = positions[: sub.max_papers + MORE_SHOWN].copy()
+        positions, scores, full = planned
+        positions = self.delivered(index, planned)
+        head = positions[: min(sub.max_papers, full) + MORE_SHOWN].copy()
         # The model's marks go with the item: a forked helper builds it without the model.
         liked = self.ranker.liked_marks(sub, head) if self.rated_by_sub.get(sub.id) else None
-        return Item(index, day, len(positions), head, None if scores is None else scores[: len(head)].copy(), liked)
+        kept = None if scores is None else scores[: len(head)].copy()
+        return Item(index, day, len(positions), head, kept, liked, full)
 
     def keys(self, positions: np.ndarray) -> tuple[str, ...]:
         return tuple(self.papers[p].key for p in positions.tolist())
@@ -140,8 +153,12 @@ class Builder:
         out = []
         for item in items:
             sub = self.subs[item.index]
-            ranked = self.ranker.materialise(sub, item.positions, item.scores, liked=item.liked or {}) if item.total else []
-            n = min(sub.max_papers, item.total)
+            full = item.total if item.full is None else item.full
+            ranked = (
+                self.ranker.materialise(sub, item.positions, item.scores, liked=item.liked or {}, full=full)
+                if item.total else []
+            )  # fmt: skip
+            n = min(sub.max_papers, full)
             more = tuple(ranked[n : n + MORE_SHOWN])
             out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))
         return out

@@ -79,6 +79,11 @@ class Paper:
     withdrawn: bool = False
     sources: tuple[str, ...] = ()  # names of the configured sources that listed it
 
+    @property
+    def is_replacement(self) -> bool:
+        """A feed announced it as a new version of an older paper (arXiv "replace")."""
+        return (self.announce_type or "").startswith("replace")
+
     def with_(self, **changes: object) -> Paper:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -106,6 +111,8 @@ class Subscription:
     send_empty: bool = False
     paused: bool = False
     min_score: float | None = None  # None: the ranker's default inclusion rule
+    # arXiv feeds announce new versions of older papers ("replace"): off unless the reader asks
+    replacements: bool = False
     path: Path | None = None
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from digest import sources as sources_stage
 from digest.dispatch import Dispatcher, Job
 from digest.editions import Builder, BuildProcess, Built, Item, build_in_process, off_sources
+from digest.render.context import MORE_SHOWN
 from digest.errors import DigestError, Problem, StoreError
 from digest.models import Edition, Paper, RatedPaper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
@@ -71,11 +72,15 @@ def plan(
     """The edition one subscriber would get: their sources only, nothing already sent, best first
     (with their ratings, the per-reader model's ranking)."""
     skip = set(seen)
+    if not sub.replacements:  # new versions of older papers: only for readers who ask
+        skip.update(p.key for p in papers if p.is_replacement)
     if sub.sources is not None:
         skip.update(off_sources(sub.sources, papers))
-    ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip), rated=rated)
-    shown, rest = ranked[: sub.max_papers], ranked[sub.max_papers :]
-    return Edition(sub, edition_date, tuple(shown), more=len(rest), more_papers=tuple(rest))
+    ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip), rated=rated, mentions=True)
+    full = sum(1 for sp in ranked if sp.via != "mention")  # mentions come last, and are only listed
+    n = min(sub.max_papers, full)
+    rest = ranked[n : max(full, n + MORE_SHOWN)]
+    return Edition(sub, edition_date, tuple(ranked[:n]), more=len(rest), more_papers=tuple(rest))
 
 
 async def send_editions(
@@ -198,33 +203,33 @@ async def _plan_and_claim(
             done(i, _failed(subs[i].id, day, exc))
         return []
     ready = []
-    for (i, day), (positions, scores) in zip(todo, order):
-        if not len(positions) and not subs[i].send_empty:
+    for (i, day), planned in zip(todo, order):
+        if not planned.full and not subs[i].send_empty:  # mentions alone make no edition
             done(i, Outcome(subs[i].id, "skipped-empty", edition_date=day))
         elif delivery.stopping():
             done(i, delivery.stopped(subs[i].id, day))
         else:
-            ready.append((i, day, positions, scores))
+            ready.append((i, day, planned))
     claimed: list[_Claimed] = []
     started = delivery.clock()
     for lo in range(0, len(ready), CLAIM_BATCH):
         batch = ready[lo : lo + CLAIM_BATCH]
-        keys = [(subs[i].id, day) for i, day, _, _ in batch]
+        keys = [(subs[i].id, day) for i, day, _ in batch]
         if delivery.stopping():
-            for i, day, _, _ in batch:
+            for i, day, _ in batch:
                 done(i, delivery.stopped(subs[i].id, day))
             continue
         try:
             won = store.claim_many(keys, worker=delivery.worker, now=delivery.clock(), lease=delivery.lease)
         except StoreError as exc:  # the store's fault, not these readers': the run stops here
             delivery.halt(f"store: {exc}")
-            for i, day, _, _ in batch:
+            for i, day, _ in batch:
                 done(i, delivery.stopped(subs[i].id, day))
             continue
-        for (i, day, positions, scores), (sub_id, _), ok in zip(batch, keys, won):
+        for (i, day, planned), (sub_id, _), ok in zip(batch, keys, won):
             if ok:
-                job = dispatcher.hold(i, sub_id, day, builder.keys(positions))
-                claimed.append(_Claimed(builder.item(i, day, positions, scores), job))
+                job = dispatcher.hold(i, sub_id, day, builder.keys(builder.delivered(i, planned)))
+                claimed.append(_Claimed(builder.item(i, day, planned), job))
                 continue
             try:
                 done(i, _claim_lost(store, sub_id, day))

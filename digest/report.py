@@ -12,9 +12,12 @@ from typing import Any
 
 import click
 
-from digest.pipeline import Outcome
+from digest.runstate import Outcome
 
-__all__ = ["Run", "progress", "print_outcomes"]
+__all__ = ["Run", "progress", "print_outcomes", "outcome_json", "JSON_KEYS"]
+
+# Every `send --json` row has exactly these keys, whatever its status (null when not known).
+JSON_KEYS = ("user", "status", "papers", "message_id", "date", "error")
 
 
 class Run:
@@ -98,12 +101,24 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
+def outcome_json(o: Outcome) -> dict[str, object]:
+    """One `send --json` row: the keys of JSON_KEYS, in that order, for every status."""
+    return {
+        "user": o.user,
+        "status": o.status,
+        "papers": o.papers,
+        "message_id": o.message_id,
+        "date": o.edition_date.isoformat() if o.edition_date else None,
+        "error": o.error or None,
+    }
+
+
 def print_outcomes(outcomes: list[Outcome], as_json: bool, seconds: float | None = None) -> None:
     """One line per subscriber on stdout (or the JSON document), then a summary on stderr:
     `5 subscribers: 3 sent, 1 skipped (1 paused), 1 failed in 2.1 s (1.4 messages/s); mean message
     31,412 bytes` (the time and rate when `seconds` is known)."""
     if as_json:
-        click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
+        click.echo(json.dumps([outcome_json(o) for o in outcomes], indent=2))
     else:
         width = max((len(o.user) for o in outcomes), default=4)
         for o in outcomes:

@@ -2,8 +2,10 @@
 
 Where the server comes from, in order:
 1. DIGEST_TEST_POSTGRES_URL (a server where that role may CREATE DATABASE; .ci/postgres.sh prints one);
-2. PostgreSQL server binaries (PATH, /usr/lib/postgresql/*/bin) and not root: a throwaway cluster in a
-   temp dir on a free port (initdb + pg_ctl), for the test session;
+2. PostgreSQL server binaries (PATH, /usr/lib/postgresql/*/bin): a throwaway cluster in a temp dir on a
+   free port (initdb + pg_ctl), for the test session. initdb refuses to run as root, so as root (CI, a
+   container, a developer's root shell) the cluster runs as the `postgres` user (Debian's package
+   creates it), through runuser: the same tests run everywhere;
 3. otherwise every PostgreSQL test is skipped, with the reason.
 
 Run as a program it is a worker for the multi-process tests (see `worker`).
@@ -65,15 +67,18 @@ def free_port() -> int:
 class Cluster:
     """A throwaway cluster: initdb in a temp dir, trust auth, 127.0.0.1 only, stopped and removed at the end."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, run_as: str | None = None) -> None:
         self.bindir = bindir
+        self.run_as = run_as  # as root: the unprivileged user that owns and runs the cluster
         self.dir = Path(tempfile.mkdtemp(prefix="digest-pg-"))
+        if run_as is not None:
+            shutil.chown(self.dir, user=run_as)
         self.data = self.dir / "data"
         self.port = free_port()
         self.url = f"postgresql://digest@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> Cluster:
-        run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True, text=True)
+        run = lambda *cmd: subprocess.run(self._as_owner(cmd), check=True, capture_output=True, text=True)
         try:
             run(
                 str(self.bindir / "initdb"),
@@ -107,14 +112,30 @@ class Cluster:
             raise RuntimeError(f"throwaway PostgreSQL did not start: {exc.stderr}{exc.stdout}\n{log}") from None
         return self
 
+    def _as_owner(self, cmd: tuple[str, ...] | list[str]) -> list[str]:
+        prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as is not None else []
+        return prefix + list(cmd)
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             subprocess.run(
-                [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]),
                 check=False,
                 capture_output=True,
             )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def root_runs_as() -> str | None:
+    """The user a root test session runs its throwaway cluster as: `postgres`, if it exists and
+    runuser is there."""
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    return "postgres" if shutil.which("runuser") else None
 
 
 def with_database(url: str, name: str) -> str:
@@ -132,9 +153,12 @@ def pg_server() -> Iterator[str]:
     bindir = find_server_bin()
     if bindir is None:
         pytest.skip(SKIP_REASON)
-    if os.geteuid() == 0:
-        pytest.skip(f"{SKIP_REASON} (found {bindir}, but initdb refuses to run as root)")
-    cluster = Cluster(bindir).start()
+    run_as = None
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as an unprivileged user
+        run_as = root_runs_as()
+        if run_as is None:
+            pytest.skip(f"{SKIP_REASON} (found {bindir}, but as root it needs a `postgres` user and runuser)")
+    cluster = Cluster(bindir, run_as).start()
     try:
         yield cluster.url
     finally:

@@ -274,3 +274,50 @@ def test_the_overflow_check_is_not_vacuous(browser: Any) -> None:
                 "<pre>" + "x" * 200 + "</pre></body>")
     found = browser.execute_script(OVERFLOW_JS)
     assert found["scrollWidth"] > 375 and any(w.startswith("pre") for w in found["wide"])
+
+
+# Links a reader taps, their heights; and the highlight's text/background contrast (WCAG formula).
+TARGETS_JS = """
+const out = [];
+for (const a of document.querySelectorAll('.more a, .rate a, .meta a, .footer a')) {
+  const r = a.getBoundingClientRect();
+  out.push({text: a.textContent.trim().slice(0, 40), h: r.height});
+}
+const lum = (c) => {
+  const v = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(x => x / 255)
+    .map(x => x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4));
+  return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+};
+const marks = [];
+for (const m of document.querySelectorAll('mark')) {
+  const s = getComputedStyle(m);
+  const [a, b] = [lum(s.color), lum(s.backgroundColor)].sort((x, y) => y - x);
+  marks.push((a + 0.05) / (b + 0.05));
+}
+return {targets: out, marks: marks, bg: getComputedStyle(document.body).backgroundColor};
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_email_light_and_dark_tap_targets_and_highlights(browser: Any, previews: Path, shots: Path,
+                                                          width: int, scheme: str) -> None:
+    """Issue 13: every link in the "and N more" list, the rating links, the metadata links and the
+    footer link is at least 24 px high; highlights keep a 4.5:1 contrast; dark mode is dark."""
+    set_width(browser, width)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    try:
+        page = previews / "alice.html"
+        browser.get(page.as_uri())
+        assert_no_horizontal_overflow(browser, f"{page.name} at {width} px, {scheme}")
+        found = browser.execute_script(TARGETS_JS)
+        assert found["targets"] and found["marks"]
+        small = [t for t in found["targets"] if t["h"] < 24]
+        assert not small, f"tap targets under 24 px at {width} px: {small[:5]}"
+        assert min(found["marks"]) >= 4.5, found["marks"]
+        dark = found["bg"] not in ("rgb(243, 244, 246)", "rgb(255, 255, 255)")
+        assert dark == (scheme == "dark"), found["bg"]
+        screenshot(browser, shots, f"email-alice-{width}-{scheme}")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})

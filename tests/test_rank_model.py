@@ -161,8 +161,8 @@ def test_the_liked_reason_reaches_the_email_whether_built_here_or_in_the_forked_
     process = BuildProcess(builder) if BuildProcess.available() else None
     if process is not None:  # forked now, before any ranking: the helper knows nothing of the model
         asyncio.run(process.build([]))
-    ((positions, scores),) = builder.plan([0])
-    item = builder.item(0, NOW.date(), positions, scores)
+    (planned,) = builder.plan([0])
+    item = builder.item(0, NOW.date(), planned)
     title = ps[TASK_ARITHMETIC].title
 
     def text_of(built) -> str:  # noqa: ANN001

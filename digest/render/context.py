@@ -18,12 +18,15 @@ from markupsafe import Markup, escape
 
 from digest.models import Edition, Paper, ScoredPaper, Subscription
 
+from .snippet import choose_snippet
 from .textutil import (
     clean,
     day_month,
     github_url,
     highlight_forms,
+    NBSP,
     long_date,
+    month_name,
     safe_url,
     short_date,
     shorten,
@@ -32,8 +35,6 @@ from .textutil import (
 __all__ = ["PaperView", "MoreView", "MetaPart", "build_context", "subject_for"]
 
 SUBJECT_MAX = 110  # characters, subject included the shortened top title
-SNIPPET_MAX = 300  # characters of abstract when there is no AI summary
-SUMMARY_MAX = 600  # a safety cap on AI summaries (they are normally one or two sentences)
 TITLE_MAX = 300
 WHY_MAX = 200
 AUTHORS_SHOWN = 3
@@ -76,6 +77,12 @@ class PaperView:
     meta_text: str  # the metadata line for plain text, URLs in <>
     snippet: str
     snippet_html: Markup
+    snippet_label: str = ""  # "AI summary" when the snippet is Hugging Face's AI summary
+
+    @property
+    def marker(self) -> str:
+        """``1. `` … ``10. ``: the number and its space, for the plain-text list."""
+        return f"{self.number}. "
     up_url: str | None = None  # "more like this" (signed rating link), None: no rating links
     down_url: str | None = None  # "not for me"
 
@@ -122,20 +129,28 @@ def _authors(paper: Paper) -> str:
     return ", ".join(names)
 
 
-def _snippet(paper: Paper) -> str:
-    # Clean only a generous head of the text: abstracts run to thousands of characters.
-    summary = clean((paper.ai_summary or "")[: SUMMARY_MAX * 2])
-    if summary:
-        return shorten(summary, SUMMARY_MAX)
-    return shorten(clean(paper.abstract[: SNIPPET_MAX * 2]), SNIPPET_MAX)
+_ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})")
+
+
+def _links(p: Paper) -> tuple[str | None, str | None]:
+    """(PDF URL, Hugging Face paper page URL): arXiv's PDF for an arXiv paper; the HF page (where
+    its upvotes and comments are) when Hugging Face listed it."""
+    arxiv_id = p.arxiv_id if p.arxiv_id and _ARXIV_ID.fullmatch(p.arxiv_id) else None
+    if arxiv_id is None:
+        return None, None
+    on_hf = p.upvotes is not None or p.comments is not None
+    return f"https://arxiv.org/pdf/{arxiv_id}", (f"https://huggingface.co/papers/{arxiv_id}" if on_hf else None)
 
 
 def _meta(p: Paper, year: int) -> tuple[MetaPart, ...]:
-    parts: list[MetaPart] = []
-    if p.upvotes:
-        parts.append(MetaPart(_plural(p.upvotes, "upvote")))
-    if p.comments:
-        parts.append(MetaPart(_plural(p.comments, "comment")))
+    parts: list[MetaPart] = [MetaPart(t) for t in what_it_is(p, year)]
+    pdf, hf = _links(p)
+    if pdf:
+        parts.append(MetaPart("PDF", pdf))
+    votes = [_plural(n, word).replace(" ", NBSP) for n, word in ((p.upvotes, "upvote"), (p.comments, "comment")) if n]
+    if votes or hf:
+        label = ", ".join(votes) + " on Hugging Face" if votes else "discuss on Hugging Face"
+        parts.append(MetaPart(label, hf))
     repo = github_url(p.github_repo)
     if repo is not None:
         label = _plural(p.github_stars, "GitHub star") if p.github_stars else "code on GitHub"
@@ -148,11 +163,39 @@ def _meta(p: Paper, year: int) -> tuple[MetaPart, ...]:
     org = shorten(clean(p.organization), 80)
     if org:
         parts.append(MetaPart(org))
-    if p.published is not None:
-        parts.append(MetaPart(day_month(p.published.date(), year_unless=year)))
     if parts:
         parts[0] = MetaPart(parts[0].text, parts[0].url, "")
     return tuple(parts)
+
+
+# arXiv ids carry the month of the first version: 2302.06600 (new style), hep-th/9901001 (old).
+_ARXIV_MONTH = re.compile(r"(?:^|/)(\d{2})(\d{2})(?:\.\d{4,5}|\d{3})$")
+
+
+def _first_posted(p: Paper, year: int) -> str | None:
+    """``13 Feb 2023`` from the first version's date, else ``Feb 2023`` from the arXiv id."""
+    if p.published is not None:
+        return day_month(p.published.date(), year_unless=year)
+    m = _ARXIV_MONTH.search(p.arxiv_id or "")
+    if m is None or not 1 <= int(m.group(2)) <= 12:
+        return None
+    yy = int(m.group(1))
+    return f"{month_name(int(m.group(2)))}\u00a0{(1900 if yy >= 91 else 2000) + yy}"
+
+
+def what_it_is(p: Paper, year: int) -> tuple[str, ...]:
+    """What a paper is, for its metadata line: ``v3``, ``first posted 13 Feb 2023``; a version
+    only when it is not the first (or the feed announced a replacement)."""
+    out: list[str] = []
+    replaced = (p.announce_type or "").startswith("replace")
+    if p.version and (p.version > 1 or replaced):
+        out.append(f"v{p.version}")
+    elif replaced:
+        out.append("revised")
+    posted = _first_posted(p, year)
+    if posted:
+        out.append(f"first posted {posted}")
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +205,6 @@ class _Parts:
     authors: str
     meta: tuple[MetaPart, ...]
     meta_text: str
-    snippet: str
 
 
 # The same papers go to many readers on a day: their reader-independent parts are built once.
@@ -184,7 +226,6 @@ def _parts(paper: Paper, year: int) -> _Parts:
         authors=_authors(paper),
         meta=meta,
         meta_text=" · ".join(m.plain for m in meta),
-        snippet=_snippet(paper),
     )
     if len(_parts_cache) >= _PARTS_MAX:
         _parts_cache.clear()
@@ -201,6 +242,7 @@ def _paper_view(number: int, sp: ScoredPaper, year: int, links: RateLinks | None
     parts = _parts(sp.paper, year)
     forms = tuple(sorted({f for m in sp.matches for f in m.forms}))
     up, down = _rate_urls(links, sp.paper.key)
+    label, snippet = choose_snippet(sp.paper.ai_summary, sp.paper.abstract, forms)
     return PaperView(
         number=number,
         title=parts.title,
@@ -210,8 +252,9 @@ def _paper_view(number: int, sp: ScoredPaper, year: int, links: RateLinks | None
         why=shorten(clean(sp.why), WHY_MAX),
         meta=parts.meta,
         meta_text=parts.meta_text,
-        snippet=parts.snippet,
-        snippet_html=_highlighted(parts.snippet, forms),
+        snippet=snippet,
+        snippet_html=_highlighted(snippet, forms),
+        snippet_label=label,
         up_url=up,
         down_url=down,
     )
@@ -237,18 +280,29 @@ def _schedule(sub: Subscription) -> str:
 
 
 def subject_for(edition: Edition, site_name: str = "Paper Digest") -> str:
-    """``Paper Digest, Sat 21 Nov: 7 new papers — <top title, shortened>`` (≲ 110 chars)."""
-    head = f"{site_name}, {short_date(edition.date)}: "
+    """``7 new papers — <top title, shortened>`` (≲ 110 chars): the count and the best title
+    lead; the brand is the From name and the client shows the date."""
     total = len(edition.papers) + max(edition.more, len(edition.more_papers))
     if not edition.papers:
-        return head + "nothing new today"
+        return "Nothing new today" if edition.subscription.keywords else "No new trending papers today"
     kind = "new" if edition.subscription.keywords else "trending"
-    head += _plural(total, f"{kind} paper")
+    head = _plural(total, f"{kind} paper")
     top = clean(edition.papers[0].paper.title)
     room = SUBJECT_MAX - len(head) - 3
     if top and room >= 12:
         return f"{head} — {shorten(top, room)}"
     return head
+
+
+def _preheader(papers: list[PaperView], total: int) -> str:
+    """The inbox preview line: what the subject does not say (the next titles), never the subject."""
+    if not papers:
+        return "We will look again for your next digest."
+    if len(papers) == 1:
+        return papers[0].snippet
+    rest = total - 3
+    tail = f" and {_plural(rest, 'more paper')}" if rest > 0 else ""
+    return "Also: " + " · ".join(p.title for p in papers[1:3]) + tail
 
 
 def build_context(
@@ -278,7 +332,11 @@ def build_context(
     else:
         heading = _plural(total, "trending paper")
     subject = subject_for(edition, site_name=site_name)
-    preheader = " · ".join(p.title for p in papers[:3]) or "Nothing new matched your interests today."
+    preheader = _preheader(papers, total)
+    if interests:
+        order = "Best match first; near ties go to the more upvoted."
+    else:
+        order = "Most upvoted and discussed first; a paper's votes count half as much for each week since it was listed."
     email = clean(sub.email)
     schedule = _schedule(sub)
     if interests:
@@ -295,6 +353,7 @@ def build_context(
         "site_name": site_name,
         "subject": subject,
         "preheader": shorten(preheader, 150),
+        "order": order,
         "heading": heading,
         "date_long": long_date(edition.date),
         "date_short": short_date(edition.date),

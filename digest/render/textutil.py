@@ -13,12 +13,15 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
+from .tex import tex_to_text
+
 __all__ = [
     "clean",
     "shorten",
     "safe_url",
     "github_url",
     "highlight_forms",
+    "form_pattern",
     "wrap",
     "short_date",
     "long_date",
@@ -37,6 +40,8 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]+")
 MARK_OPEN = '<mark style="background-color:#fff0a0;color:inherit;padding:0 1px">'
 _MARK_CLOSE = "</mark>"
 
+NBSP = "\u00a0"  # inside dates: never a line break there; plain text gets a normal space back
+
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DAYS_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -46,21 +51,10 @@ _MONTHS_LONG = (
 )  # fmt: skip
 
 
-_TEX_QUOTES = re.compile(r"``(.*?)''", re.S)
-_TEX_STYLE = re.compile(r"\\(?:textit|textbf|emph|texttt|textsc|mathrm|text)\{([^{}]*)\}")
-_TEX_ESCAPES = {"\\%": "%", "\\&": "&", "\\_": "_", "\\#": "#"}
-
-
 def untex(text: str) -> str:
-    """The TeX that arXiv metadata carries outside math, as a reader would see it typeset:
-    ``quotes'' → “quotes”, \\emph{x} → x, \\% → %. Math ($…$) is left as written."""
-    if "`" not in text and "\\" not in text:
-        return text
-    text = _TEX_QUOTES.sub("\u201c\\1\u201d", text)
-    text = _TEX_STYLE.sub(r"\1", text)
-    for escaped, plain in _TEX_ESCAPES.items():
-        text = text.replace(escaped, plain)
-    return text
+    """TeX as a reader would see it typeset (``Adapt-$\\infty$`` → ``Adapt-∞``, ``T\\"ULU`` →
+    ``TÜLU``); math with no plain form stays as written. See tex.py."""
+    return tex_to_text(text)
 
 
 def clean(value: object) -> str:
@@ -128,6 +122,11 @@ def _form_re(form: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)")
 
 
+def form_pattern(form: str) -> re.Pattern[str]:
+    """The (cached) pattern that finds ``form`` at word boundaries, as the highlighter does."""
+    return _form_re(form)
+
+
 def highlight_forms(text: str, forms: Iterable[str]) -> Markup:
     """``text`` HTML-escaped, with the exact ``forms`` (at word boundaries) wrapped in <mark>.
 
@@ -174,7 +173,8 @@ def _line_re(width: int) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=16384)  # the same titles, authors and snippets go to many readers
 def wrap(text: str, indent: str = "", first: str | None = None, width: int = 76) -> str:
-    """Plain text filled to ``width`` columns; URLs and long words are never broken.
+    """Plain text filled to ``width`` columns; URLs and long words are never broken, nor is a
+    no-break space (it comes out as a plain space).
 
     ``text`` is one cleaned line. ``first`` (default ``indent``) starts the first line; it
     should be as long as ``indent`` (e.g. ``"1. "`` and ``"   "``).
@@ -183,7 +183,7 @@ def wrap(text: str, indent: str = "", first: str | None = None, width: int = 76)
     if not text:
         return first.rstrip()
     lines = _line_re(width - len(indent)).findall(text)
-    return first + ("\n" + indent).join(lines)
+    return (first + ("\n" + indent).join(lines)).replace(NBSP, " ")
 
 
 def short_date(day: dt.date) -> str:
@@ -196,7 +196,13 @@ def long_date(day: dt.date) -> str:
     return f"{_DAYS_LONG[day.weekday()]}, {day.day} {_MONTHS_LONG[day.month - 1]} {day.year}"
 
 
+def month_name(month: int) -> str:
+    """``Feb`` for 2."""
+    return _MONTHS[month - 1]
+
+
 def day_month(day: dt.date, *, year_unless: int | None = None) -> str:
-    """``26 Aug`` or ``26 Aug 2025`` (the year only when it differs from ``year_unless``)."""
-    text = f"{day.day} {_MONTHS[day.month - 1]}"
-    return text if day.year == year_unless else f"{text} {day.year}"
+    """``26 Aug`` or ``26 Aug 2025`` (the year only when it differs from ``year_unless``), joined
+    by no-break spaces: a date never wraps across lines (``wrap`` and HTML both keep it whole)."""
+    text = f"{day.day}{NBSP}{_MONTHS[day.month - 1]}"
+    return text if day.year == year_unless else f"{text}{NBSP}{day.year}"

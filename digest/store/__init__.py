@@ -85,6 +85,10 @@ class Store(Protocol):
 
     def edition(self, subscriber_id: str, edition_date: dt.date) -> EditionRecord | None: ...
 
+    def edition_papers(self, subscriber_id: str, edition_date: dt.date) -> set[str]:
+        """Keys of the papers the edition (subscriber, date) delivered (marked seen with it)."""
+        ...
+
     def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]:
         """The most recent editions of one subscriber, newest first."""
         ...
@@ -217,7 +221,7 @@ def open_store(url: str, *, read_only: bool = False, init: bool = False) -> Stor
         except ImportError as exc:
             raise ConfigError(
                 f"database_url is PostgreSQL but its driver is missing ({exc.name}): "
-                "pip install 'digest[postgres]'"
+                "pip install 'paper-digest-mailer[postgres]' (from a checkout: pip install '.[postgres]')"
             ) from None
         return PostgresStore(url, read_only=read_only)
     raise ConfigError(f"database_url: unsupported scheme in {url.split(':', 1)[0]!r} (sqlite or postgresql)")

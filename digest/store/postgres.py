@@ -157,6 +157,17 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
 
     # -- papers -----------------------------------------------------------------------------
 
+    def edition_papers(self, subscriber_id: str, edition_date: dt.date) -> set[str]:
+        if self._empty:
+            return set()
+        rows = self._call(
+            lambda c, _: c.execute(
+                "SELECT paper_key FROM seen WHERE subscriber_id = %s AND edition_date = %s",
+                (subscriber_id, edition_date.isoformat()),
+            ).fetchall()
+        )
+        return {r["paper_key"] for r in rows}
+
     def seen(self, subscriber_id: str) -> set[str]:
         if self._empty:
             return set()

@@ -20,7 +20,8 @@ from pathlib import Path
 from digest.errors import StoreError
 from digest.store import EditionRecord, SentEdition, SubscriberState
 from digest.store.sqlite_file import (
-    Transaction, connect, create, damage, is_empty, move_aside, problem, store_errors, unusable,
+    Transaction, connect, create, damage, is_empty, move_aside, problem, sidecars, store_errors,
+    tidy_after_read_only, unusable,
 )
 from digest.store.sqlite_ratings import SqliteRatings
 from digest.store.sqlite_upkeep import SqliteUpkeep
@@ -48,6 +49,7 @@ class SqliteStore(SqliteRatings, SqliteUpkeep):
         self.read_only = read_only
         self._ephemeral_secret: bytes | None = None
         self._json: bool | None = None  # whether this SQLite has json_each (known after first use)
+        self._left_sidecars = False
         try:
             if path is None or (read_only and not path.exists()):  # nothing recorded yet: an empty store
                 self._db = connect(":memory:")
@@ -59,6 +61,8 @@ class SqliteStore(SqliteRatings, SqliteUpkeep):
                 create(path, self._migrate_into)
             if is_empty(path):  # an existing file is never silently made anew
                 raise damage(path, "is empty (0 bytes)")
+            # the -wal/-shm a read-only connection creates are removed on close (not those it found)
+            self._left_sidecars = read_only and not any(p.exists() for p in sidecars(path))
             self._db = connect(path, read_only=read_only)
             if self._version() == 0:
                 raise damage(path, "has no digest tables (not a digest database, or its first pages are damaged)")
@@ -149,6 +153,13 @@ class SqliteStore(SqliteRatings, SqliteUpkeep):
             (subscriber_id, edition_date.isoformat()),
         ).fetchone()
         return row_to_edition(row) if row else None
+
+    def edition_papers(self, subscriber_id: str, edition_date: dt.date) -> set[str]:
+        rows = self._db.execute(
+            "SELECT paper_key FROM seen WHERE subscriber_id=? AND edition_date=?",
+            (subscriber_id, edition_date.isoformat()),
+        )
+        return {r[0] for r in rows}
 
     def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]:
         rows = self._db.execute(
@@ -373,6 +384,8 @@ class SqliteStore(SqliteRatings, SqliteUpkeep):
 
     def close(self) -> None:
         self._db.close()
+        if self.read_only and self._left_sidecars:
+            tidy_after_read_only(self.path)
 
 
 def _state(row: sqlite3.Row) -> SubscriberState:

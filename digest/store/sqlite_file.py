@@ -102,6 +102,30 @@ def connect(target: str | Path, *, read_only: bool = False) -> sqlite3.Connectio
     return db
 
 
+def sidecars(path: Path) -> tuple[Path, Path]:
+    """The write-ahead log and its shared-memory index beside `path`."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def tidy_after_read_only(path: Path) -> None:
+    """Remove the -wal/-shm a read-only connection left beside `path` (issue 15: a dry-run must
+    leave the folder as it found it). A read-only connection to a WAL database creates them and,
+    unable to checkpoint, cannot remove them; a read-write connection that is the last one to close
+    does. Only an empty log is tidied this way (nothing to write back into the file), and when
+    another process still has the database open its close leaves both in place, as it should."""
+    wal, _ = sidecars(path)
+    try:
+        if not wal.exists() or wal.stat().st_size or not os.access(path, os.W_OK):
+            return
+        db = sqlite3.connect(f"file:{path.resolve()}?mode=rw", uri=True, isolation_level=None, timeout=0)
+        try:
+            db.execute("PRAGMA schema_version").fetchone()  # opens the log, takes part in WAL
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error):
+        pass  # a leftover file is untidy, not wrong
+
+
 def is_empty(path: Path) -> bool:
     """0 bytes, with no write-ahead log that could hold its first pages."""
     wal = path.with_name(path.name + "-wal")
