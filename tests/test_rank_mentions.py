@@ -71,3 +71,21 @@ def test_mentions_alone_make_no_edition_and_only_listed_mentions_count_as_sent()
     assert [sp.paper.key for sp in edition.papers] == ["arxiv:2502.00003"]
     assert len(edition.more_papers) == MORE_SHOWN and {sp.via for sp in edition.more_papers} == {"mention"}
     assert edition.more == MORE_SHOWN  # "and N more" counts what the email lists, not mentions it never shows
+
+
+def test_a_reader_with_ratings_gets_mentions_after_the_models_list_each_paper_once() -> None:
+    from tests.test_rank_model import PEFT, TASK_ARITHMETIC, TASK_VECTOR_PAPERS, corpus, day_with, rate
+
+    ps = corpus()
+    aside = paper("Speculative decoding at scale", "Unlike LoRA, we change no weights.", key="arxiv:2509.00001")
+    today = [*day_with(ps, TASK_ARITHMETIC), aside]  # `aside` mentions one keyword once
+    rated = [rate(ps[i], 1) for i in TASK_VECTOR_PAPERS]
+    plain = Ranker(today, now=NOW).rank(PEFT, rated=rated)
+    listed = Ranker(today, now=NOW).rank(PEFT, rated=rated, mentions=True)
+    keys = [sp.paper.key for sp in listed]
+    assert len(keys) == len(set(keys))  # a paper the model took is not listed again as a mention
+    assert [sp.paper.key for sp in listed[: len(plain)]] == [sp.paper.key for sp in plain]
+    tail = listed[len(plain):]
+    assert tail and {sp.via for sp in tail} == {"mention"}
+    assert "arxiv:2509.00001" in [sp.paper.key for sp in tail]
+    assert any(sp.via == "model" for sp in plain)  # the model did act for this reader

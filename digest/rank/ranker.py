@@ -281,6 +281,13 @@ class Ranker:
                 extra = mention & taken  # a modelled reader's mentions: after the model's list
                 mention &= ~taken
                 m_rows, m_cols, m_r = rows[extra], cols[extra], r[extra]
+                if len(m_rows):  # not those the model already put in its list (one mask for the chunk)
+                    in_list = np.zeros((hi - lo, n), bool)
+                    lists = list(modelled.items())
+                    in_list[np.repeat([k for k, _ in lists], [len(got) for _, (got, _) in lists]),
+                            np.concatenate([got for _, (got, _) in lists])] = True  # fmt: skip
+                    fresh = ~in_list[m_rows, m_cols]
+                    m_rows, m_cols, m_r = m_rows[fresh], m_cols[fresh], m_r[fresh]
                 m_order = np.lexsort((self.tiebreak[m_cols], -(m_r + self.boost[m_cols]), m_rows))
                 m_rows, m_cols, m_r = m_rows[m_order], m_cols[m_order], m_r[m_order]
                 m_cuts = np.searchsorted(m_rows, np.arange(hi - lo + 1))
@@ -288,9 +295,8 @@ class Ranker:
                     a, b = m_cuts[k], m_cuts[k + 1]
                     if a == b:
                         modelled[k] = (got, got_r, len(got))
-                        continue
-                    new = ~np.isin(m_cols[a:b], got)
-                    modelled[k] = (np.concatenate((got, m_cols[a:b][new])), np.concatenate((got_r, m_r[a:b][new])), len(got))
+                    else:
+                        modelled[k] = (np.concatenate((got, m_cols[a:b])), np.concatenate((got_r, m_r[a:b])), len(got))
             listed = keep | mention
             rows, cols, r, mention = rows[listed], cols[listed], r[listed], mention[listed]
             order = np.lexsort((self.tiebreak[cols], -(r + self.boost[cols]), mention, rows))
