@@ -92,7 +92,7 @@ def has_tex(text: str) -> bool:
     return _TEXY.search(text) is not None
 
 
-@functools.lru_cache(maxsize=8192)  # the same titles and snippets go to many readers
+@functools.lru_cache(maxsize=65536)  # the same titles and snippets go to many readers (8,192 thrashed: 19,618 misses for 1,500 readers)
 def tex_to_text(text: str) -> str:
     """``text`` with its TeX typeset as plain Unicode; math with no plain form kept as written."""
     if not _TEXY.search(text):
