@@ -150,10 +150,10 @@ def test_keyword_case_content(renderer: Renderer) -> None:
     flat = " ".join(rendered.text.split())
     assert "code on GitHub <https://github.com/CarlanLark/Lp-Reg> · Tencent" in flat
     assert "Tencent" in rendered.text
-    # and N more: 15 listed, the rest counted
-    assert "And 18 more" in rendered.html and "and 3 more." in rendered.html
-    assert rendered.text.count("https://arxiv.org/abs/2511.") == 15
-    assert "Part 15:" in rendered.text and "Part 16:" not in rendered.text
+    # and N more: 10 listed (MORE_SHOWN), the rest counted
+    assert "And 18 more" in rendered.html and "and 8 more." in rendered.html
+    assert rendered.text.count("https://arxiv.org/abs/2511.") == 10
+    assert "Part 10:" in rendered.text and "Part 11:" not in rendered.text
     # footer
     assert (
         "You get this because alice@example.org subscribed to Paper Digest with interests: "

@@ -38,7 +38,7 @@ SUBJECT_MAX = 110  # characters, subject included the shortened top title
 TITLE_MAX = 300
 WHY_MAX = 200
 AUTHORS_SHOWN = 3
-MORE_SHOWN = 15
+MORE_SHOWN = 10  # titles listed under "and N more" (issue 13: a two-minute email lists up to 10)
 INTERESTS_SHOWN = 20
 
 _WEEKDAYS = {
