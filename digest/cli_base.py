@@ -90,14 +90,16 @@ init_option = click.option(
 
 def mailer_for(settings: Settings) -> Mailer:
     """The SMTP pool when `smtp.host` is set, else the Maildir outbox."""
+    from digest.deliver.dkim import sign_with  # DKIM-signs each message when `dkim:` is set
+
     smtp = settings.smtp
     if not smtp.host:
         from digest.deliver.files import MaildirMailer
 
-        return MaildirMailer(settings.outbox)
+        return sign_with(MaildirMailer(settings.outbox), settings.dkim)
     from digest.deliver.smtp import SmtpMailer
 
-    return SmtpMailer(
+    return sign_with(SmtpMailer(
         host=smtp.host,
         port=smtp.port,
         tls=smtp.tls,
@@ -111,7 +113,7 @@ def mailer_for(settings: Settings) -> Mailer:
         retries=smtp.retries,
         validate_certs=smtp.validate_certs,
         halt_after=smtp.halt_after,
-    )
+    ), settings.dkim)
 
 
 def secret_for(settings: Settings, store: Store) -> bytes:

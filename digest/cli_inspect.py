@@ -16,6 +16,7 @@ from digest.cli_base import App, edge, one_subscription, parse_date
 from digest.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
 
 if TYPE_CHECKING:
+    from digest.config import Settings
     from digest.models import Paper
 
 __all__ = ["check", "fetch", "rank", "paper_json"]
@@ -40,6 +41,11 @@ def check(app: App) -> None:
             click.echo("settings: sources: no source configured", err=True)
         for problem in problems:
             click.echo(str(problem))
+        for warning in deliverability_warnings(settings):
+            click.echo(f"warning: {warning}", err=True)
+        dkim_problem = _dkim_problem(settings)
+        if dkim_problem:
+            click.echo(dkim_problem)
         store = open_store(settings.database_url, read_only=True)
         try:
             store.verify()  # SQLite: PRAGMA quick_check, every page read once
@@ -57,8 +63,49 @@ def check(app: App) -> None:
             store.close()
         ok = len(loaded.subscriptions)
         click.echo(f"{ok} valid subscription(s), {len(loaded.invalid)} invalid, {len(settings.sources)} source(s)", err=True)
-        if problems or not settings.sources:
+        if problems or not settings.sources or dkim_problem:
             sys.exit(EXIT_CONFIG)
+
+
+def deliverability_warnings(settings: Settings) -> list[str]:
+    """What mailbox providers will hold against mail sent with these settings (warnings: the mail
+    still goes out). Only when real SMTP is configured: the Maildir outbox is a local test."""
+    from urllib.parse import urlsplit
+
+    if not settings.smtp.host:
+        return []
+    out = []
+    url = settings.public_url
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost") or host.startswith("127.") or host in ("::1", "0.0.0.0"):
+        out.append(f"public_url: {url} is this machine: readers' unsubscribe and rating links will not "
+                   "work; set the address readers reach the service at (https://…)")  # fmt: skip
+    elif url.startswith("http://"):
+        out.append(f"public_url: {url} is not https: Gmail and Yahoo require a working https one-click "
+                   "unsubscribe (RFC 8058) from bulk senders; serve it behind TLS and set https://…")  # fmt: skip
+    if settings.dkim is not None:
+        from email.utils import parseaddr
+
+        sender_domain = parseaddr(settings.sender)[1].rpartition("@")[2].lower()
+        d = settings.dkim.domain.lower()
+        if sender_domain != d and not sender_domain.endswith("." + d):
+            out.append(f"dkim.domain: {d} is not the sender's domain ({sender_domain}) or a parent of it: "
+                       "the signature will not align for DMARC")  # fmt: skip
+    return out
+
+
+def _dkim_problem(settings: Settings) -> str | None:
+    """Why the DKIM key cannot sign (the send would stop at once), or None."""
+    if settings.dkim is None:
+        return None
+    from digest.deliver.dkim import load_signer
+    from digest.errors import ConfigError
+
+    try:
+        load_signer(settings.dkim)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 @click.command()

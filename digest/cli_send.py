@@ -17,6 +17,7 @@ from digest.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 if TYPE_CHECKING:
     from digest.config import Settings
     from digest.config.subscriptions import LoadResult
+    from digest.models import Subscription
     from digest.runstate import Outcome
 
 __all__ = ["send"]
@@ -35,7 +36,9 @@ def send(
 ) -> None:
     """Build and send today's edition to every active subscriber who has not had it yet.
 
-    Example: digest send --dry-run --user alice
+    Honours each reader's `frequency`: a reader with no edition on their local date today (a
+    weekly reader on another weekday, a weekdays reader at the weekend) is skipped (not-due),
+    unless --user or --date asks for that edition. Example: digest send --dry-run --user alice
     """
     import asyncio
 
@@ -46,8 +49,10 @@ def send(
         if init and dry_run:
             raise click.UsageError("--init starts a new database; --dry-run never writes one")
         loaded = _subscriptions(settings, users)
-        now = dt.datetime.now(dt.timezone.utc)
-        outcomes, source_failed, seconds, halted = asyncio.run(_send(settings, loaded, now, date, dry_run, out, init))
+        now = _now()
+        outcomes, source_failed, seconds, halted = asyncio.run(
+            _send(settings, loaded, now, date, dry_run, out, init, asked=bool(users))
+        )
     print_outcomes(outcomes, as_json, seconds)
     if dry_run and any(o.status in ("dry-run", "already-sent") for o in outcomes):
         click.echo(f"previews: {out}/<id>.eml, .html, .txt (nothing sent, nothing recorded)", err=True)
@@ -65,9 +70,12 @@ async def _send(
     dry_run: bool,
     out: Path,
     init: bool = False,
+    *,
+    asked: bool = False,
 ) -> tuple[list[Outcome], bool, float | None, str | None]:
     """Every reader's outcome, whether a source failed, the seconds the sending took, and why the
     run halted (None: it did not)."""
+    from digest.deliver.dkim import sign_with
     from digest.deliver.files import PreviewMailer
     from digest.pipeline import Delivery, Outcome, gather, invalid_outcomes, local_date, send_editions
     from digest.render import Renderer
@@ -76,26 +84,30 @@ async def _send(
     from digest.store.retention import prune
     from digest.store.sqlite import worker_id
 
-    subs = loaded.subscriptions
+    everyone = loaded.subscriptions
+    subs, not_due = _due(everyone, now, asked=asked or date is not None)
     day = date or now.date()
     papers, results = await gather(settings.source_specs, day=day)
     source_failed = any(not r.ok for r in results)
     # a broken file has no time zone to give its reader's local date: the run's (UTC or --date)
     outcomes = [dataclasses.replace(o, edition_date=o.edition_date or day) for o in invalid_outcomes(loaded.invalid)]
+    # listed last: the readers this run was not for
+    skipped = [Outcome(s.id, "skipped-not-due", edition_date=local_date(s, now)) for s in not_due]
     if results and all(not r.ok for r in results):
         reason = "; ".join(f"{r.name}: {r.error}" for r in results)
         return outcomes + [
             Outcome(s.id, "skipped-no-sources", edition_date=date or local_date(s, now), error=reason) for s in subs
-        ], True, None, None
+        ] + skipped, True, None, None
     store = open_store(settings.database_url, read_only=dry_run, init=init)
     try:
         store.verify()  # a damaged database is refused before anything is sent
         if dry_run:
             from digest.preview import PreviewStore, clear_previews
 
-            clear_previews(out, [s.id for s in subs])  # no stale files from an earlier preview
+            clear_previews(out, [s.id for s in everyone])  # no stale files from an earlier preview
             store = PreviewStore(store, {s.id: date or local_date(s, now) for s in subs})
-        mailer = PreviewMailer(out) if dry_run else mailer_for(settings)
+        # the preview is signed as a real send would be (`dkimverify < <id>.eml` checks the key)
+        mailer = sign_with(PreviewMailer(out), settings.dkim) if dry_run else mailer_for(settings)
         delivery = Delivery(
             store=store,
             mailer=mailer,
@@ -122,7 +134,25 @@ async def _send(
             prune(store, retention=settings.retention, listed=listed, complete=not source_failed, now=now)
     finally:
         store.close()
-    return outcomes, source_failed, run.seconds, delivery.halted
+    return outcomes + skipped, source_failed, run.seconds, delivery.halted
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _due(subs: list[Subscription], now: dt.datetime, *, asked: bool) -> tuple[list[Subscription], list[Subscription]]:
+    """(the readers whose `frequency` has an edition on their local date at `now`, the others):
+    the rule `digest run` schedules by (digest/schedule.py). A plain `send` sends only the first;
+    `--user` or `--date` (`asked`) sends the edition asked for, whatever the frequency."""
+    if asked:
+        return list(subs), []
+    from digest.pipeline import local_date
+    from digest.schedule import fires_on
+
+    due = [s for s in subs if fires_on(s, local_date(s, now))]
+    wanted = {s.id for s in due}
+    return due, [s for s in subs if s.id not in wanted]
 
 
 def _subscriptions(settings: Settings, users: tuple[str, ...]) -> LoadResult:

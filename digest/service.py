@@ -15,6 +15,8 @@
   logged as missed and re-armed for the next edition; it is never lost.
 - Editions left `pending` by a temporary failure are retried every few minutes until they are
   older than `edition_max_age`, then marked expired.
+- With `signup` not `closed`, `/subscribe` is served (digest/web_subscribe.py): a confirmed
+  signup's file is written into the folder and armed at once, without waiting for a rescan.
 - SIGTERM/SIGINT: start nothing new, let messages in flight finish (bounded by the SMTP
   deadline), record them, exit 0.
 """
@@ -37,13 +39,15 @@ from digest.config.subscriptions import FileCache
 from digest.deliver import Mailer
 from digest.errors import ConfigError
 from digest.metrics import Metrics
-from digest.models import Paper, Subscription
+from digest.models import OutgoingMessage, Paper, Subscription
 from digest.pipeline import Delivery, Outcome, gather, send_editions
 from digest.render import Renderer
 from digest.schedule import due_edition, fire_time, missed_editions, next_fire
 from digest.store import Store
 from digest.store.retention import prune_aside
 from digest.store.sqlite import SqliteStore, worker_id
+from digest.subscribe import Draft
+from digest.subscribe_files import write_subscription
 from digest.web import make_app, start_server, stop_server
 from digest.web_rate import Rated
 
@@ -371,7 +375,34 @@ class Service:
             health=self.health,
             metrics=self.metrics,
             rate=self._rate,
+            subscribe=None if self.settings.signup == "closed" else self._signup_routes(),
         )
+
+    # -- /subscribe (digest/web_subscribe.py) ----------------------------------------------
+
+    def _signup_routes(self) -> dict[str, object]:
+        return {"signup": self.settings.signup, "public_url": self.settings.public_url,
+                "sender": self.settings.sender, "send": self._send_one, "subscribed": self._subscribed,
+                "create": self._create_subscription, "clock": self.clock}
+
+    async def _send_one(self, message: OutgoingMessage) -> None:
+        """One message (a signup confirmation) through the mailer the digests use."""
+        async with self.mailer_factory() as mailer:
+            await mailer.send(message)
+
+    def _subscribed(self, email: str) -> bool:
+        email = email.lower()
+        return any(sub.email.lower() == email for sub in self.subs.values())
+
+    def _create_subscription(self, draft: Draft) -> Subscription | None:
+        """Write a confirmed signup's file and arm it at once; None: the address has one already."""
+        self.reload()  # a file the operator just added counts
+        if self._subscribed(draft.email):
+            return None
+        sub = write_subscription(self.settings.subscriptions_dir, draft, now=self.clock(),
+                                 known_ids=set(self.subs) | set(self.invalid), source_names=self.settings.source_names)
+        self.reload()
+        return self.subs.get(sub.id, sub)
 
     def _rate(self, sub_id: str, paper_key: str, vote: int) -> Rated:
         # Nothing logged: a reader's ratings are theirs.

@@ -79,12 +79,12 @@ _STYLE = (
 )
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, extra_style: str = "") -> str:
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         "<meta name=\"robots\" content=\"noindex, nofollow\">"
-        f"<title>{title}</title><style>{_STYLE}</style></head>"
+        f"<title>{title}</title><style>{_STYLE}{extra_style}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
 
@@ -118,6 +118,17 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+async def _ignore_body(request: web.Request) -> None:
+    """Read and drop a POST body whose content does not matter (a signed token in the URL is the
+    only credential); too large still answers 413."""
+    try:
+        await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except Exception:  # a broken body changes nothing
+        pass
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -203,6 +214,7 @@ def make_app(
     health: Callable[[], dict],
     metrics: Metrics,
     rate: Callable[[str, str, int], Any] | None = None,
+    subscribe: dict[str, Any] | None = None,
 ) -> web.Application:
     """The aiohttp application. ``unsubscribe(id)`` is called only on a POST with a valid token
     for a known subscriber and returns True once the reader is unsubscribed (False: unknown).
@@ -210,8 +222,9 @@ def make_app(
     ``health()`` returns at least ``scheduler_running``, ``last_run`` and ``next_run``. Callbacks
     may be plain functions (keep them quick: they run on the event loop) or coroutines.
     With ``rate(id, paper_key, vote)`` (returning a ``web_rate.Rated``), the rating links of the
-    digests are served too (digest/web_rate.py). Links signed with one of ``old_secrets`` are
-    accepted too (key rotation); new ones are always signed with ``secret``."""
+    digests are served too (digest/web_rate.py). With ``subscribe`` (the keyword arguments of
+    ``web_subscribe.add_subscribe_routes`` but the secrets), ``/subscribe`` is served too. Links
+    signed with one of ``old_secrets`` are accepted too (key rotation); new ones are always signed with ``secret``."""
     if not secret:
         raise ValueError("the unsubscribe secret must not be empty")
     app = web.Application(client_max_size=_MAX_BODY)
@@ -230,6 +243,10 @@ def make_app(
         from .web_rate import add_rate_routes
 
         add_rate_routes(app, secret=secret, old_secrets=old, rate=rate, is_known=is_known)
+    if subscribe is not None:
+        from .web_subscribe import add_subscribe_routes
+
+        add_subscribe_routes(app, secret=secret, old_secrets=old, **subscribe)
     return app
 
 
@@ -245,6 +262,8 @@ class RedactingAccessLogger(AbstractAccessLogger):
             path = "/unsubscribe/<redacted>"
         elif path.startswith("/rate/"):  # a credential, and the reader's rating
             path = "/rate/<redacted>"
+        elif path.startswith("/subscribe/confirm/"):  # a credential that carries the address
+            path = "/subscribe/confirm/<redacted>"
         level = logging.DEBUG if path in self._PROBES and response.status < 500 else logging.INFO
         self.logger.log(
             level,

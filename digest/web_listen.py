@@ -38,7 +38,7 @@ IDLE_TIMEOUT = 15.0  # seconds to send a whole request header, and to stay idle 
 MAX_CONNECTIONS = 512
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two "cannot accept" lines
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|rate)/)[^\s'\"?]*")
+_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|rate|subscribe/confirm)/)[^\s'\"?]*")
 
 
 def connection_cap(max_connections: int) -> int:

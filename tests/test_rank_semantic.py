@@ -37,7 +37,7 @@ def test_semantic_finds_a_paper_without_the_readers_words():
     found = res[1]
     assert [m.field for m in found.matches] == ["semantic"]
     assert found.matches[0].term in ("continual learning", "catastrophic forgetting")
-    assert found.why.startswith("is about ")
+    assert found.why.startswith("close in meaning to ")
     # the trending digest is unchanged by the setting
     assert Ranker(PAPERS, now=NOW, semantic=True).rank(Subscription(id="t", email="t@example.org")) == Ranker(
         PAPERS, now=NOW

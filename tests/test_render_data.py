@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from digest.models import Author, Edition, Keyword, Match, Paper, ScoredPaper, Subscription
+from digest.rank.explain import trending_why, why_line
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 11, 21)  # a Saturday
@@ -165,14 +166,13 @@ POST = Match("post-training", "title", 1, ("Post-Training", "post-training", "po
 
 
 def scored(paper: Paper, score: float, *matches: Match, why: str | None = None) -> ScoredPaper:
+    """A ranked paper with the why line the ranker would write for these matches (strongest
+    first, as given), or for a trending paper."""
     if why is None:
-        terms = dict.fromkeys(m.term for m in matches)
-        fields = dict.fromkeys(m.field for m in matches)
-        why = (
-            "matches " + ", ".join(f"“{t}”" for t in terms) + " in the " + " and ".join(fields)
-            if matches
-            else "trending"
-        )
+        by_term: dict[str, list[Match]] = {}
+        for m in matches:
+            by_term.setdefault(m.term, []).append(m)
+        why = why_line(list(by_term), by_term, paper) if matches else trending_why(paper)
     return ScoredPaper(paper, score, matches, why)
 
 
@@ -202,11 +202,11 @@ def keyword_edition() -> Edition:
 
 def trending_edition() -> Edition:
     papers = (
-        scored(BY_ID["2510.07312"], 74, why="trending: 74 upvotes today"),
-        scored(BY_ID["2510.06084"], 41, why="trending: 41 upvotes today"),
-        scored(BY_ID["2410.10972"], 9, why="trending: 9 upvotes today"),
-        scored(BY_ID["2510.01135"], 12, why="trending: 12 upvotes today"),
-        scored(BY_ID["2509.25810"], 2, why="trending: 2 upvotes today"),
+        scored(BY_ID["2510.07312"], 74),
+        scored(BY_ID["2510.06084"], 41),
+        scored(BY_ID["2410.10972"], 9),
+        scored(BY_ID["2510.01135"], 12),
+        scored(BY_ID["2509.25810"], 2),
     )
     return Edition(TRENDING_READER, DAY, papers)
 

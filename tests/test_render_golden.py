@@ -35,6 +35,7 @@ HEADERS = (
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "List-Id",
+    "Feedback-ID",
     "Auto-Submitted",
     "Content-Type",
 )

@@ -29,7 +29,7 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 HEADER_NAMES = {
     "from", "to", "subject", "date", "message-id", "mime-version", "list-unsubscribe",
-    "list-unsubscribe-post", "list-id", "auto-submitted", "x-auto-response-suppress",
+    "list-unsubscribe-post", "list-id", "feedback-id", "auto-submitted", "x-auto-response-suppress",
     "content-type",
 }  # fmt: skip
 

@@ -25,7 +25,7 @@ from digest.config.yamlfile import YamlDoc, load_yaml
 from digest.errors import ConfigError, Problem
 from digest.models import SourceSpec
 
-__all__ = ["Settings", "SmtpSettings", "SourceSettings", "load_settings", "DEFAULT_CONFIG"]
+__all__ = ["Settings", "SmtpSettings", "DkimSettings", "SourceSettings", "SignupDomains", "load_settings", "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path("config/digest.yaml")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
@@ -53,6 +53,47 @@ class SmtpSettings(_Strict):
     halt_after: int = Field(3, ge=1)  # relay failures in a row (timeouts, refused) that stop the run
 
 
+class SignupDomains(_Strict):
+    """`signup: {domains: [lab.example.org]}`: only addresses at these domains may subscribe."""
+
+    domains: list[str] = Field(min_length=1)
+
+    @field_validator("domains")
+    @classmethod
+    def _plain_domains(cls, value: list[str]) -> list[str]:
+        out = []
+        for domain in value:
+            domain = domain.strip().lower().lstrip("@")
+            if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+", domain):
+                raise ValueError(f"not a domain name: {domain!r} (like lab.example.org)")
+            out.append(domain)
+        return out
+
+
+class DkimSettings(_Strict):
+    """DKIM signing in the app (digest/deliver/dkim.py), for a relay that does not sign."""
+
+    selector: str = Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*$")
+    domain: str = Field(max_length=253, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+    key_file: Path | None = None  # PEM RSA private key (PKCS#1 or PKCS#8), 2048 bits; public half in DNS
+    # or the PEM itself, from a secret file: DIGEST_DKIM__KEY_FILE=/run/secrets/dkim.pem (the
+    # `*_FILE` convention reads that file into `dkim.key`: the same key, either way)
+    key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> DkimSettings:
+        if (self.key_file is None) == (self.key is None):
+            raise ValueError("key_file: set the path of the PEM private key (key_file), or DIGEST_DKIM__KEY_FILE")
+        return self
+
+    def pem(self) -> bytes:
+        """The private key's PEM bytes; OSError if `key_file` cannot be read."""
+        if self.key is not None:
+            return self.key.get_secret_value().encode("ascii", "replace") + b"\n"
+        assert self.key_file is not None
+        return self.key_file.read_bytes()
+
+
 class SourceSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["hf_daily", "feed"]
@@ -76,6 +117,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/digest.db"  # postgresql://… for several replicas
     subscriptions_dir: Path = Path("config/subscriptions")
     smtp: SmtpSettings = SmtpSettings()
+    dkim: DkimSettings | None = None  # sign in the app: {selector, domain, key_file}; unset: the relay signs (or nobody)
     outbox: Path = Path("data/outbox")  # Maildir used when smtp.host is unset
     public_url: str = "http://localhost:8080"  # base of unsubscribe links
     listen: str = "0.0.0.0:8080"  # where `digest run` serves /healthz, /metrics, unsubscribe
@@ -90,6 +132,8 @@ class Settings(BaseSettings):
     rescan_interval: float = Field(30.0, gt=0)  # seconds between re-reads of subscriptions_dir
     semantic: bool = False  # semantic matching (needs `pip install 'paper-digest-mailer[semantic]'`)
     log_format: Literal["auto", "json", "text"] = "auto"
+    # who may subscribe on /subscribe: closed (no such page), open, or {domains: [...]}
+    signup: Literal["closed", "open"] | SignupDomains = "closed"
 
     @field_validator("catch_up", "edition_max_age", "claim_lease", "retention", mode="before")
     @classmethod
@@ -103,6 +147,24 @@ class Settings(BaseSettings):
                 d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
                 return dt.timedelta(days=d, hours=h, minutes=m, seconds=s)
         return value
+
+    @field_validator("signup", mode="before")
+    @classmethod
+    def _signup(cls, value: Any) -> Any:
+        """One readable message instead of one per member of the union."""
+        if isinstance(value, str) and value.strip().lower() in ("closed", "open"):
+            return value.strip().lower()
+        if isinstance(value, dict):
+            try:
+                return SignupDomains.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
+                    if e["type"] != "extra_forbidden" else f"{'.'.join(str(p) for p in e['loc'])}: unknown setting"
+                    for e in exc.errors())) from None
+        if isinstance(value, SignupDomains):
+            return value
+        raise ValueError("must be closed, open, or {domains: [lab.example.org, ...]}")
 
     @field_validator("public_url")
     @classmethod

@@ -9,43 +9,53 @@ from ..models import Match, Paper
 __all__ = ["why_line", "trending_why", "liked_why"]
 
 _MAX_TERMS = 3
-_FIELD_WORD = {"title": "title", "abstract": "abstract", "summary": "AI summary", "keywords": "AI keywords"}
+# The reader's words for where a term was found: the email shows the title and a snippet of the
+# abstract or the AI summary (labelled so); Hugging Face's AI keywords are on the paper's page.
+_FIELD_WORD = {
+    "title": "title",
+    "abstract": "abstract",
+    "summary": "AI summary",
+    "keywords": "Hugging Face tags",
+    "authors": "author list",
+}
+_FIELD_ORDER = {field: i for i, field in enumerate(_FIELD_WORD)}
 
 
-def _times(n: int) -> str:
-    return f" ({n}×)" if n > 1 else ""
-
-
-def _describe(term: str, matches: Sequence[Match]) -> str:
-    fields = [m for m in matches if m.field != "semantic"]
-    if len(fields) == 1:
-        m = fields[0]
-        return f'"{term}"{_times(m.count)} in the {_FIELD_WORD.get(m.field, m.field)}'
-    names = [_FIELD_WORD.get(m.field, m.field) + _times(m.count) for m in fields]
-    return f'"{term}" in the ' + ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _join(parts: list[str]) -> str:
+def _join(parts: Sequence[str]) -> str:
     if len(parts) == 1:
         return parts[0]
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+_SEEN = ("title", "abstract", "summary")  # what the email shows (the snippet is one of the last two)
+
+
+def _where(matches: Sequence[Match]) -> tuple[str, ...]:
+    """Where a term was found, for the reader: at most the two first places the email shows
+    (title, abstract, AI summary); the others only when it is in none of those."""
+    fields = sorted({m.field for m in matches if m.field != "semantic"}, key=lambda f: (_FIELD_ORDER.get(f, 99), f))
+    seen = [f for f in fields if f in _SEEN]
+    return tuple(seen[:2] if seen else fields)
+
+
 def why_line(ordered_terms: Sequence[str], by_term: dict[str, list[Match]], paper: Paper) -> str:
-    """``matches "mixture of experts" in the title and "LoRA" (3×) in the abstract``.
+    """``reinforcement learning, in the title; RL, in the title and abstract``: the reader's own
+    terms (as they wrote them), strongest first, grouped by where they were found; no counts
+    (the snippet shows them highlighted), no in-house words.
 
     ``ordered_terms``: the matched terms, strongest first.
     """
-    lexical = [t for t in ordered_terms if any(m.field != "semantic" for m in by_term[t])]
+    lexical = [t for t in ordered_terms if _where(by_term[t])]
     semantic = [t for t in ordered_terms if t not in lexical]
-    parts: list[str] = []
-    if lexical:
-        shown = [_describe(t, by_term[t]) for t in lexical[:_MAX_TERMS]]
-        if len(lexical) > _MAX_TERMS:
-            shown.append(f"{len(lexical) - _MAX_TERMS} more")
-        parts.append("matches " + _join(shown))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for term in lexical[:_MAX_TERMS]:
+        groups.setdefault(_where(by_term[term]), []).append(term)
+    parts = [f"{_join(terms)}, in the {_join([_FIELD_WORD.get(f, f) for f in where])}" for where, terms in groups.items()]
+    if len(lexical) > _MAX_TERMS:
+        extra = len(lexical) - _MAX_TERMS
+        parts[-1] += f" (and {extra} more term{'s' if extra > 1 else ''})"
     if semantic:
-        parts.append(f'is about "{semantic[0]}" (semantic match)')
+        parts.append(f"close in meaning to {semantic[0]}")
     # Upvotes and comments are shown beside the paper already: the why is about the reader's terms.
     return "; ".join(parts)
 

@@ -108,12 +108,19 @@ def message_id_for(subscriber_id: str, edition_date: dt.date, sender: str) -> st
 
 
 @functools.lru_cache(maxsize=64)
-def _sender_headers(sender: str) -> tuple[Address, str, str]:
-    """(From address, folded From value, folded List-Id value): the same for every message."""
+def _sender_headers(sender: str) -> tuple[Address, str, str, str]:
+    """(From address, folded From value, folded List-Id value, the list's id): the same for every
+    message."""
     from_ = parse_sender(sender)
     label = _LABEL_JUNK.sub("-", from_.username.lower()).strip("-") or "digest"
     list_id = fold_mailbox("List-Id", from_.display_name or "Paper Digest", f"{label}.{from_.domain}")
-    return from_, fold_mailbox("From", from_.display_name, from_.addr_spec), list_id
+    return from_, fold_mailbox("From", from_.display_name, from_.addr_spec), list_id, f"{label}.{from_.domain}"
+
+
+def _feedback_id(frequency: str, list_id: str) -> str:
+    """Feedback-ID (Gmail's feedback loop, ``campaign:customer:type:sender``; spam reports are
+    counted per field, so no field is per reader): the edition kind, "digest", the list's id."""
+    return f"{_LABEL_JUNK.sub('-', frequency.lower()).strip('-') or 'daily'}:digest:{list_id}"
 
 
 # ---- body --------------------------------------------------------------------------------
@@ -170,7 +177,7 @@ def build_message(
 ) -> OutgoingMessage:
     """The full RFC 5322 message for one edition, CRLF line endings."""
     sub = edition.subscription
-    from_, from_value, list_id_value = _sender_headers(sender)
+    from_, from_value, list_id_value, list_id = _sender_headers(sender)
     bare_to = _address(sub.email, "recipient")
     to = Address(display_name=clean(sub.name), username=bare_to.username, domain=bare_to.domain)
     url = safe_url(unsubscribe_url)
@@ -195,6 +202,7 @@ def build_message(
         ("List-Unsubscribe", f"<{url}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("List-Id", list_id_value),
+        ("Feedback-ID", _feedback_id(sub.frequency, list_id)),
         ("Auto-Submitted", "auto-generated"),
         ("X-Auto-Response-Suppress", "All"),
         ("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'),
