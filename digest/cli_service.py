@@ -35,6 +35,7 @@ def run(ctx: click.Context, init: bool) -> None:
         settings = app.settings()
         if not settings.sources:
             raise ConfigError("sources: no source configured (add at least one under `sources:`)")
+        mailer_for(settings)  # a DKIM key that cannot be read stops the start, not every batch later
         store = open_store(settings.database_url, init=init)
         try:
             store.verify()

@@ -122,7 +122,7 @@ def print_outcomes(outcomes: list[Outcome], as_json: bool, seconds: float | None
     else:
         width = max((len(o.user) for o in outcomes), default=4)
         for o in outcomes:
-            line = f"{o.user:<{width}}  {o.status:<14} {o.papers:>3} papers"
+            line = f"{o.user:<{width}}  {o.status:<16} {o.papers:>3} papers"
             if o.edition_date:
                 line += f"  {o.edition_date.isoformat()}"
             if o.message_id:

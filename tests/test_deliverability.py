@@ -278,3 +278,20 @@ def test_a_dry_run_preview_is_signed_as_the_real_message_would_be(
     assert result.exit_code == 0, result.output
     data = (here / "preview" / "alice.eml").read_bytes()
     assert data.startswith(b"DKIM-Signature: ") and _verify(data, keypair[1])
+
+
+def test_digest_run_refuses_to_start_with_an_unusable_dkim_key(project: Path) -> None:
+    """Not a log line at every due batch while nothing goes out: the service does not start."""
+    import yaml
+
+    config = project / "config" / "digest.yaml"
+    (project / "bad.pem").write_text("hello")
+    settings = yaml.safe_load(config.read_text())
+    settings["dkim"] = {"selector": SELECTOR, "domain": DOMAIN, "key_file": str(project / "bad.pem")}
+    settings["listen"] = "127.0.0.1:0"
+    config.write_text(yaml.safe_dump(settings))
+    done = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "run"], cwd=project,
+                  capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "not a PEM RSA private key" in done.stderr and "Traceback" not in done.stderr
+    assert not (project / "data" / "digest.db").exists()  # stopped before the store was even opened
