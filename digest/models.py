@@ -107,7 +107,7 @@ class Subscription:
     keywords: tuple[Keyword, ...] = ()
     exclude: tuple[str, ...] = ()
     sources: tuple[str, ...] | None = None  # None: every configured source
-    max_papers: int = 10
+    max_papers: int = 5
     send_empty: bool = False
     paused: bool = False
     min_score: float | None = None  # None: the ranker's default inclusion rule

@@ -225,7 +225,7 @@ def test_a_file_cache_rereads_only_changed_files(tmp_path: Path, monkeypatch: py
     write(tmp_path, "d.yaml", "email: d@example.org\n")
     again = load_subscriptions(tmp_path, cache=cache)
     assert sorted(parsed) == ["b.yaml", "c.yaml", "d.yaml"]
-    assert {s.id: s.max_papers for s in again.subscriptions} == {"b": 3, "c": 4, "d": 10}
+    assert {s.id: s.max_papers for s in again.subscriptions} == {"b": 3, "c": 4, "d": 5}  # d: the default
     assert again.problems == []
 
 

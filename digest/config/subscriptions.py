@@ -93,7 +93,7 @@ class SubscriptionFile(BaseModel):
     keywords: list[KeywordEntry] = []
     exclude: list[str] = []
     sources: list[str] | None = None
-    max_papers: int = Field(10, ge=1, le=100)
+    max_papers: int = Field(5, ge=1, le=100)  # a two-minute email: 5 in full, then up to 10 titles
     send_empty: bool = False
     paused: bool = False
     min_score: float | None = Field(None, ge=0)
