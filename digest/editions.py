@@ -40,7 +40,7 @@ from digest.render import Renderer, build_message, message_id_for
 from digest.render.context import MORE_SHOWN
 from digest.tokens import RatingLinks, derive_key, unsubscribe_url
 
-__all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process", "off_sources"]
+__all__ = ["Item", "Built", "Builder", "BuildProcess", "build_in_process", "off_sources", "not_for", "edition_cut"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,8 @@ class Item:
     total: int
     positions: np.ndarray
     scores: np.ndarray | None  # None: the trending digest
+    full: int  # how many lead papers passed the inclusion rule (the rest are mentions: listed only)
     liked: dict[int, tuple[int, str]] | None = None  # papers the reader's ratings put there (Ranker.liked_marks)
-    full: int | None = None  # how many lead papers passed the inclusion rule (the rest are mentions: listed only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,25 @@ def off_sources(wanted: Iterable[str], papers: Iterable[Paper]) -> frozenset[str
     """Keys of the papers that none of the `wanted` sources gave (a reader's `sources:` skips them)."""
     chosen = frozenset(wanted)
     return frozenset(p.key for p in papers if not chosen.intersection(p.sources))
+
+
+def not_for(sub: Subscription, papers: Sequence[Paper]) -> frozenset[str]:
+    """Keys of the papers this reader never gets, sent or not: new versions of older papers
+    (unless `replacements: true`) and papers only from sources they did not choose."""
+    out: set[str] = set()
+    if not sub.replacements:
+        out.update(p.key for p in papers if p.is_replacement)
+    if sub.sources is not None:
+        out.update(off_sources(sub.sources, papers))
+    return frozenset(out)
+
+
+def edition_cut(max_papers: int, full: int) -> tuple[int, int]:
+    """(papers shown in full, papers delivered) of a ranking whose first `full` passed the
+    inclusion rule: at most `max_papers` in full; then every other paper that passed, and the
+    mentions, counted as delivered as far as the MORE_SHOWN titles listed reach."""
+    shown = min(max_papers, full)
+    return shown, max(full, shown + MORE_SHOWN)
 
 
 class Builder:
@@ -103,21 +122,15 @@ class Builder:
         self.renderer = renderer
         self.sender, self.public_url, self.secret, self.now = sender, public_url, secret, now
         self._rate_key = derive_key(secret, "rate")  # signs every rating link of the run
-        self._off_sources: dict[frozenset[str], frozenset[str]] = {}
-        self._replaced = frozenset(p.key for p in self.papers if p.is_replacement)
+        self._not_for: dict[tuple[bool, frozenset[str] | None], frozenset[str]] = {}  # by (replacements, sources)
 
     def _skip(self, sub: Subscription) -> frozenset[str]:
-        """Papers this reader must not get: already sent, or only from sources they did not choose."""
-        seen = self.seen_by_sub.get(sub.id) or ()
-        if not sub.replacements:  # new versions of older papers: only for readers who ask
-            seen = self._replaced.union(seen)
-        if sub.sources is None:
-            return frozenset(seen)
-        wanted = frozenset(sub.sources)
-        off = self._off_sources.get(wanted)
-        if off is None:
-            off = self._off_sources[wanted] = off_sources(wanted, self.papers)
-        return off.union(seen)
+        """Papers this reader must not get: already sent, or not for them (`not_for`)."""
+        key = (sub.replacements, None if sub.sources is None else frozenset(sub.sources))
+        unwanted = self._not_for.get(key)
+        if unwanted is None:
+            unwanted = self._not_for[key] = not_for(sub, self.papers)
+        return unwanted.union(self.seen_by_sub.get(sub.id) or ())
 
     def plan(self, indexes: Sequence[int]) -> list[Planned]:
         """For each reader: the positions (in `self.papers`) of every paper their edition delivers,
@@ -130,19 +143,19 @@ class Builder:
     def delivered(self, index: int, planned: Planned) -> np.ndarray:
         """The positions an edition delivers (and marks seen): every paper that passed, and the
         mentions it lists by title (the rest of the mentions are not shown at all)."""
-        sub, (positions, _, full) = self.subs[index], planned
-        return positions[: max(full, min(sub.max_papers, full) + MORE_SHOWN)]
+        positions, _, full = planned
+        return positions[: edition_cut(self.subs[index].max_papers, full)[1]]
 
     def item(self, index: int, day: dt.date, planned: Planned) -> Item:
         """What `build` needs of one planned reader: the ranking's head only (what the message shows)."""
         sub = self.subs[index]
         positions, scores, full = planned
         positions = self.delivered(index, planned)
-        head = positions[: min(sub.max_papers, full) + MORE_SHOWN].copy()
+        head = positions[: edition_cut(sub.max_papers, full)[0] + MORE_SHOWN].copy()
         # The model's marks go with the item: a forked helper builds it without the model.
         liked = self.ranker.liked_marks(sub, head) if self.rated_by_sub.get(sub.id) else None
         kept = None if scores is None else scores[: len(head)].copy()
-        return Item(index, day, len(positions), head, kept, liked, full)
+        return Item(index, day, len(positions), head, kept, full, liked)
 
     def keys(self, positions: np.ndarray) -> tuple[str, ...]:
         return tuple(self.papers[p].key for p in positions.tolist())
@@ -153,12 +166,11 @@ class Builder:
         out = []
         for item in items:
             sub = self.subs[item.index]
-            full = item.total if item.full is None else item.full
             ranked = (
-                self.ranker.materialise(sub, item.positions, item.scores, liked=item.liked or {}, full=full)
+                self.ranker.materialise(sub, item.positions, item.scores, liked=item.liked or {}, full=item.full)
                 if item.total else []
             )  # fmt: skip
-            n = min(sub.max_papers, full)
+            n = min(sub.max_papers, item.full)
             more = tuple(ranked[n : n + MORE_SHOWN])
             out.append(Edition(sub, item.day, tuple(ranked[:n]), more=item.total - n, more_papers=more))
         return out

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 from digest import sources as sources_stage
 from digest.dispatch import Dispatcher, Job
-from digest.editions import Builder, BuildProcess, Built, Item, build_in_process, off_sources
-from digest.render.context import MORE_SHOWN
+from digest.editions import Builder, BuildProcess, Built, Item, build_in_process, edition_cut, not_for
 from digest.errors import DigestError, Problem, StoreError
 from digest.models import Edition, Paper, RatedPaper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
@@ -71,15 +70,11 @@ def plan(
 ) -> Edition:
     """The edition one subscriber would get: their sources only, nothing already sent, best first
     (with their ratings, the per-reader model's ranking)."""
-    skip = set(seen)
-    if not sub.replacements:  # new versions of older papers: only for readers who ask
-        skip.update(p.key for p in papers if p.is_replacement)
-    if sub.sources is not None:
-        skip.update(off_sources(sub.sources, papers))
-    ranked: list[ScoredPaper] = ranker.rank(sub, skip=frozenset(skip), rated=rated, mentions=True)
+    skip = not_for(sub, papers).union(seen)
+    ranked: list[ScoredPaper] = ranker.rank(sub, skip=skip, rated=rated, mentions=True)
     full = sum(1 for sp in ranked if sp.via != "mention")  # mentions come last, and are only listed
-    n = min(sub.max_papers, full)
-    rest = ranked[n : max(full, n + MORE_SHOWN)]
+    n, delivered = edition_cut(sub.max_papers, full)
+    rest = ranked[n:delivered]
     return Edition(sub, edition_date, tuple(ranked[:n]), more=len(rest), more_papers=tuple(rest))
 
 

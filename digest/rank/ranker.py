@@ -24,7 +24,6 @@ to 0.613 with the same edition F1 (bench/README.md, "Ranking").
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -32,16 +31,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..models import Match, Paper, RatedPaper, ScoredPaper, Subscription
-from .explain import liked_why, trending_why, why_line
 from .model import DocFreq
-from .rated import VIA_EXPLORE, ReaderModels
-from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, FIELDS, PaperIndex, TermHits
+from .rated import ReaderModels
+from .results import Results, keyword_weights
+from .index import F_ABSTRACT, F_KEYWORDS, F_SUMMARY, F_TITLE, FIELD_WEIGHTS, PaperIndex, TermHits
 from .prior import boost, trending_prior
 from .terms import Term, compile_term
 
 __all__ = ["Ranker", "Planned", "rank", "DEFAULT_MIN_SCORE", "MIN_BODY_HITS", "MENTION_MIN"]
 
-_FW = dict(zip(FIELDS, FIELD_WEIGHTS.tolist()))
 DEFAULT_MIN_SCORE = 1.5
 _DECIMALS = 9
 _EPS = 1e-3  # evidence per matching term, so no stored product entry is 0
@@ -58,17 +56,6 @@ class Planned(NamedTuple):
     positions: np.ndarray
     scores: np.ndarray | None
     full: int
-_EXPLAINED_MAX = 65536  # (paper, terms hit) explanations kept per Ranker (a few MB)
-
-
-def keyword_weights(sub: Subscription) -> dict[str, float]:
-    """The reader's terms with their weights (the largest if a term repeats), in their order.
-    A weight of 0 or less switches a keyword off."""
-    weights: dict[str, float] = {}
-    for kw in sub.keywords:
-        if kw.weight > 0 and kw.term.strip():
-            weights[kw.term] = max(weights.get(kw.term, kw.weight), kw.weight)
-    return weights
 
 
 class _TermTable:
@@ -86,7 +73,7 @@ class _TermTable:
         return i
 
 
-class Ranker:
+class Ranker(Results):
     """Scores papers against subscriptions; pure (``now`` is explicit), deterministic."""
 
     def __init__(
@@ -271,32 +258,15 @@ class Ranker:
                 continue
             keep = ok & ~blocked
             mention = ~ok & ~blocked & (r >= MENTION_MIN - 1e-6) if mentions else np.zeros_like(keep)
-            modelled: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+            modelled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             if ratings is not None and (model_row[lo:hi] >= 0).any():
                 modelled, taken = self.models.chunk(
                     chunk, ratings, model_row[lo:hi], rows, cols, r, ok,
                     lambda k: self._blocked_row(k, excl_c, skip_mask, lo),
                 )  # fmt: skip
+                if mentions:  # a modelled reader's mentions follow the model's list, less those it took
+                    mention &= ~taken | ~_in_lists(modelled, rows, cols, (hi - lo, n))
                 keep &= ~taken
-                extra = mention & taken  # a modelled reader's mentions: after the model's list
-                mention &= ~taken
-                m_rows, m_cols, m_r = rows[extra], cols[extra], r[extra]
-                if len(m_rows):  # not those the model already put in its list (one mask for the chunk)
-                    in_list = np.zeros((hi - lo, n), bool)
-                    lists = list(modelled.items())
-                    in_list[np.repeat([k for k, _ in lists], [len(got) for _, (got, _) in lists]),
-                            np.concatenate([got for _, (got, _) in lists])] = True  # fmt: skip
-                    fresh = ~in_list[m_rows, m_cols]
-                    m_rows, m_cols, m_r = m_rows[fresh], m_cols[fresh], m_r[fresh]
-                m_order = np.lexsort((self.tiebreak[m_cols], -(m_r + self.boost[m_cols]), m_rows))
-                m_rows, m_cols, m_r = m_rows[m_order], m_cols[m_order], m_r[m_order]
-                m_cuts = np.searchsorted(m_rows, np.arange(hi - lo + 1))
-                for k, (got, got_r) in list(modelled.items()):
-                    a, b = m_cuts[k], m_cuts[k + 1]
-                    if a == b:
-                        modelled[k] = (got, got_r, len(got))
-                    else:
-                        modelled[k] = (np.concatenate((got, m_cols[a:b])), np.concatenate((got_r, m_r[a:b])), len(got))
             listed = keep | mention
             rows, cols, r, mention = rows[listed], cols[listed], r[listed], mention[listed]
             order = np.lexsort((self.tiebreak[cols], -(r + self.boost[cols]), mention, rows))
@@ -304,8 +274,9 @@ class Ranker:
             cuts = np.searchsorted(rows, np.arange(hi - lo + 1))
             full_before = np.concatenate(([0], np.cumsum(~mention)))  # passing papers before each pair
             for k, sub in enumerate(chunk):
-                if k in modelled:
-                    result.append(Planned(*modelled[k]))
+                if k in modelled:  # the model's list, then (only mentions are left in the slice) its mentions
+                    (got, got_r), a, b = modelled[k], cuts[k], cuts[k + 1]
+                    result.append(Planned(np.concatenate((got, cols[a:b])), np.concatenate((got_r, r[a:b])), len(got)))
                 elif sub.keywords:
                     a, b = cuts[k], cuts[k + 1]
                     result.append(Planned(cols[a:b], r[a:b], int(full_before[b] - full_before[a])))
@@ -364,112 +335,22 @@ class Ranker:
         mask[rows, cols] = True
         return mask
 
-    # ------------------------------------------------------------ results
-
-    def _term_rows(self, written: str) -> dict[int, tuple[int, int]]:
-        """paper -> (first row, rows) of this term's hits."""
-        rows = self._rows.get(written)
-        if rows is None:
-            h = self.hits(written)
-            uniq, first, count = np.unique(h.paper, return_index=True, return_counts=True)
-            rows = self._rows[written] = dict(zip(uniq.tolist(), zip(first.tolist(), count.tolist())))
-        return rows
-
-    def paper_matches(self, written: str, p: int) -> tuple[Match, ...]:
-        """One term's matches in one paper, one Match per field (cached across subscribers)."""
-        rows = self._term_rows(written)
-        if p not in rows:
-            return ()
-        cached = self._matches.get((written, p))
-        if cached is None:
-            h = self.hits(written)
-            cached = tuple(
-                Match(written, FIELDS[int(h.field[r])], int(h.count[r]), self.index.forms(h, r))
-                for r in range(rows[p][0], rows[p][0] + rows[p][1])
-            )
-            self._matches[(written, p)] = cached
-        return cached
-
-    def materialise(
-        self,
-        sub: Subscription,
-        papers: np.ndarray,
-        rel: np.ndarray | None,
-        limit: int | None = None,
-        *,
-        liked: Mapping[int, tuple[int, str]] | None = None,
-        full: int | None = None,
-    ) -> list[ScoredPaper]:
-        """The ScoredPaper objects of one reader's row of `score_many` (the first `limit`).
-        `liked` ({paper: (via code, up-voted title)}, from `liked_marks`) stands in for this
-        Ranker's own record of the ratings model: a forked helper process never ran score_many.
-        Papers from position `full` on are mentions (``via="mention"``)."""
-        if limit is not None:
-            papers = papers[:limit]
-        out = []
-        if rel is None:
-            for p in papers.tolist():
-                paper = self.papers[p]
-                out.append(ScoredPaper(paper, float(self.prior[p]), (), trending_why(paper), "trending"))
-            return out
-        weights = keyword_weights(sub)
-        term_rows = [(t, w, self._term_rows(t)) for t, w in weights.items()]
-        full = len(papers) if full is None else full
-        for i, (p, r) in enumerate(zip(papers.tolist(), rel.tolist())):
-            paper = self.papers[p]
-            score = float(r + self.boost[p])
-            if self._semantic is not None:
-                matches, why = self._explain(sub, p, weights)
-            else:
-                # The matches and the why depend only on the paper and the reader's terms (with
-                # weights) that hit it: readers with the same interests share them.
-                hit = tuple((t, w) for t, w, rows in term_rows if p in rows)
-                key = (p, hit)
-                explained = self._explained.get(key)
-                if explained is None:
-                    if len(self._explained) >= _EXPLAINED_MAX:
-                        self._explained.clear()
-                    explained = self._explained[key] = self._explain(sub, p, dict(hit))
-                matches, why = explained
-            via, title = liked.get(p, (None, "")) if liked is not None else self.models.liked(sub, p)
-            if via is not None:
-                why = liked_why(title, explore=via == VIA_EXPLORE)
-                out.append(ScoredPaper(paper, score, matches, why, "explore" if via == VIA_EXPLORE else "model"))
-                continue
-            out.append(ScoredPaper(paper, score, matches, why, "keywords" if i < full else "mention"))
-        return out
-
-    def liked_marks(self, sub: Subscription, papers: np.ndarray) -> dict[int, tuple[int, str]]:
-        """Which of `papers` the reader's ratings put there, and the up-voted title each is most
-        like ({paper: (via code, title)}; empty for a reader without a model this run)."""
-        out = {}
-        for p in papers.tolist():
-            via, title = self.models.liked(sub, p)
-            if via is not None:
-                out[p] = (via, title)
-        return out
-
-    def _explain(self, sub: Subscription, p: int, weights: Mapping[str, float]) -> tuple[tuple[Match, ...], str]:
-        """The matches of paper `p` for these terms (plus semantic ones), and the one-line why."""
-        by_term: dict[str, list[Match]] = {}
-        strength: dict[str, float] = {}
-        for term, w in weights.items():
-            ms = self.paper_matches(term, p)
-            if ms:
-                by_term[term] = list(ms)
-                strength[term] = w * sum(_FW[m.field] * (1.0 + math.log(m.count)) for m in ms)
-        if self._semantic is not None:
-            self._semantic.add_matches(sub, p, by_term, strength)
-        ordered = sorted(by_term, key=lambda t: -strength[t])
-        matches = tuple(m for t in by_term for m in by_term[t])
-        return matches, why_line(ordered, by_term, self.papers[p])
-
 
 def _align(m: sp.csr_matrix, like: sp.csr_matrix) -> sp.csr_matrix:
     """``m``'s values on ``like``'s structure (0 where ``m`` has no entry)."""
     out = like.copy()
     out.data = np.asarray(m[like.nonzero()]).ravel() if like.nnz else out.data
     return out
+
+
+def _in_lists(lists: Mapping[int, tuple[np.ndarray, np.ndarray]], rows: np.ndarray, cols: np.ndarray,
+              shape: tuple[int, int]) -> np.ndarray:
+    """For each (row, col) pair: whether `col` is in row's list (`lists`: row -> (positions, _))."""
+    mask = np.zeros(shape, bool)
+    if lists:
+        mask[np.repeat(list(lists), [len(got) for got, _ in lists.values()]),
+             np.concatenate([got for got, _ in lists.values()])] = True  # fmt: skip
+    return mask[rows, cols]
 
 
 def _pairs_in(rows: np.ndarray, cols: np.ndarray, m: sp.csr_matrix, n: int) -> np.ndarray:
