@@ -26,7 +26,7 @@ log = logging.getLogger("digest.pipeline")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one subscriber in one run (the `--json` row of `digest send`)."""
+    """What happened to one subscriber in one run (its `--json` row: report.outcome_json)."""
 
     user: str
     status: str  # sent | dry-run | already-sent | failed | skipped-<reason>
@@ -41,19 +41,6 @@ class Outcome:
     @property
     def failed(self) -> bool:
         return self.status == "failed"
-
-    def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "user": self.user,
-            "status": self.status,
-            "papers": self.papers,
-            "message_id": self.message_id,
-        }
-        if self.edition_date:
-            out["date"] = self.edition_date.isoformat()
-        if self.error:
-            out["error"] = self.error
-        return out
 
 
 @dataclass
