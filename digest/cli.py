@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from digest import __version__
-from digest.cli_base import App, edge
+from digest.cli_base import App
 from digest.cli_base import old_secrets_for as _old_secrets
 from digest.cli_base import secret_for as _secret
 from digest.cli_inspect import check, fetch, rank
@@ -28,10 +28,7 @@ from digest.cli_send import send
 from digest.cli_service import resubscribe, run
 from digest.logs import setup_logging
 
-__all__ = ["main", "cli"]
-
-_edge = edge  # the names older callers import
-__all__ += ["_edge", "_secret", "_old_secrets"]
+__all__ = ["main", "cli", "_secret", "_old_secrets"]  # the last two: names older callers import
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

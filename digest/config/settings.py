@@ -159,9 +159,8 @@ class Settings(BaseSettings):
                 return SignupDomains.model_validate(value)
             except ValidationError as exc:
                 raise ValueError("; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
-                    if e["type"] != "extra_forbidden" else f"{'.'.join(str(p) for p in e['loc'])}: unknown setting"
-                    for e in exc.errors())) from None
+                    f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors()
+                )) from None
         if isinstance(value, SignupDomains):
             return value
         raise ValueError("must be closed, open, or {domains: [lab.example.org, ...]}")

@@ -182,11 +182,6 @@ class LoadResult:
         return not self.problems
 
 
-def subscription_files(directory: Path) -> list[Path]:
-    """Every `*.yaml` / `*.yml` file in `directory`, sorted; hidden files are ignored."""
-    return scan_subscription_dir(directory)[0]
-
-
 _BACKUP_SUFFIXES = ("~", ".bak", ".swp", ".orig", ".tmp")
 
 

@@ -78,13 +78,13 @@ class PaperView:
     snippet: str
     snippet_html: Markup
     snippet_label: str = ""  # "AI summary" when the snippet is Hugging Face's AI summary
+    up_url: str | None = None  # "more like this" (signed rating link), None: no rating links
+    down_url: str | None = None  # "not for me"
 
     @property
     def marker(self) -> str:
         """``1. `` … ``10. ``: the number and its space, for the plain-text list."""
         return f"{self.number}. "
-    up_url: str | None = None  # "more like this" (signed rating link), None: no rating links
-    down_url: str | None = None  # "not for me"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,14 +180,14 @@ def _first_posted(p: Paper, year: int) -> str | None:
     if m is None or not 1 <= int(m.group(2)) <= 12:
         return None
     yy = int(m.group(1))
-    return f"{month_name(int(m.group(2)))}\u00a0{(1900 if yy >= 91 else 2000) + yy}"
+    return f"{month_name(int(m.group(2)))}{NBSP}{(1900 if yy >= 91 else 2000) + yy}"
 
 
 def what_it_is(p: Paper, year: int) -> tuple[str, ...]:
     """What a paper is, for its metadata line: ``v3``, ``first posted 13 Feb 2023``; a version
     only when it is not the first (or the feed announced a replacement)."""
     out: list[str] = []
-    replaced = (p.announce_type or "").startswith("replace")
+    replaced = p.is_replacement
     if p.version and (p.version > 1 or replaced):
         out.append(f"v{p.version}")
     elif replaced:

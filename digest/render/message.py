@@ -113,8 +113,9 @@ def _sender_headers(sender: str) -> tuple[Address, str, str, str]:
     message."""
     from_ = parse_sender(sender)
     label = _LABEL_JUNK.sub("-", from_.username.lower()).strip("-") or "digest"
-    list_id = fold_mailbox("List-Id", from_.display_name or "Paper Digest", f"{label}.{from_.domain}")
-    return from_, fold_mailbox("From", from_.display_name, from_.addr_spec), list_id, f"{label}.{from_.domain}"
+    list_id = f"{label}.{from_.domain}"
+    list_id_value = fold_mailbox("List-Id", from_.display_name or "Paper Digest", list_id)
+    return from_, fold_mailbox("From", from_.display_name, from_.addr_spec), list_id_value, list_id
 
 
 def _feedback_id(frequency: str, list_id: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["tex_to_text", "has_tex"]
+__all__ = ["tex_to_text"]
 
 _TEXY = re.compile(r"[\\$`]")
 _MATH = re.compile(r"(?<!\\)\$(?P<d>[^$]{1,400}?)(?<!\\)\$|\\\((?P<p>.{1,400}?)\\\)", re.S)
@@ -86,10 +86,6 @@ def _math_has_plain_form(math: str) -> bool:
     if any(n in _STRUCTURAL or n not in known for n in names):
         return False
     return all(re.fullmatch(r"\\?[A-Za-z0-9]", s.strip()) for s in _BRACED_SCRIPT.findall(math))
-
-
-def has_tex(text: str) -> bool:
-    return _TEXY.search(text) is not None
 
 
 @functools.lru_cache(maxsize=65536)  # the same titles and snippets go to many readers (8,192 thrashed: 19,618 misses for 1,500 readers)

@@ -51,17 +51,11 @@ _MONTHS_LONG = (
 )  # fmt: skip
 
 
-def untex(text: str) -> str:
-    """TeX as a reader would see it typeset (``Adapt-$\\infty$`` → ``Adapt-∞``, ``T\\"ULU`` →
-    ``TÜLU``); math with no plain form stays as written. See tex.py."""
-    return tex_to_text(text)
-
-
 def clean(value: object) -> str:
     """One line of display text: whitespace and control characters collapsed, ends stripped."""
     if not value:
         return ""
-    text = untex(str(value))
+    text = tex_to_text(str(value))  # TeX typeset (Adapt-$\infty$ -> Adapt-∞); see tex.py
     # Fast path: isprintable() is False for every control, separator and whitespace
     # character except the ASCII space, so such text needs at most a strip.
     if text.isprintable() and "  " not in text:
@@ -118,13 +112,9 @@ def github_url(value: object) -> tuple[str, str] | None:
 
 
 @functools.lru_cache(maxsize=8192)
-def _form_re(form: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)")
-
-
 def form_pattern(form: str) -> re.Pattern[str]:
     """The (cached) pattern that finds ``form`` at word boundaries, as the highlighter does."""
-    return _form_re(form)
+    return re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)")
 
 
 def highlight_forms(text: str, forms: Iterable[str]) -> Markup:
@@ -142,7 +132,7 @@ def highlight_forms(text: str, forms: Iterable[str]) -> Markup:
     for form in cleaned:
         if form not in text:
             continue
-        pattern, pos = _form_re(form), 0
+        pattern, pos = form_pattern(form), 0
         while (m := pattern.search(text, pos)) is not None:
             spans.append((m.start(), -m.end()))
             pos = m.start() + 1

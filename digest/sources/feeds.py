@@ -41,7 +41,7 @@ from .identity import (
     parse_arxiv_id,
     title_key,
 )
-from .text import clean_abstract, clean_plain, collapse, html_to_text
+from .text import clean_abstract, clean_plain, collapse, decode_utf8_replacing, html_to_text
 
 __all__ = ["parse_feed", "parse_feed_doc", "FeedDoc", "split_creators", "refuse_entity_declarations"]
 
@@ -103,8 +103,7 @@ def repair_utf8(data: bytes) -> tuple[bytes, str | None]:
         return data, None
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    text, bad = decode_utf8_replacing(data)
     good = len(text) - len(text.encode("ascii", "ignore")) - bad - data.count("\ufffd".encode())
     if good < bad:  # not UTF-8 at all (an undeclared windows-1252 feed): feedparser's own guess
         return data, None

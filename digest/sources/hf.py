@@ -19,7 +19,7 @@ from digest.errors import SourceError
 from digest.models import Author, Paper
 
 from .identity import arxiv_abs_url, arxiv_key, normalise_url, parse_arxiv_id
-from .text import clean_abstract, collapse
+from .text import clean_abstract, collapse, decode_utf8_replacing
 
 __all__ = ["parse_hf_daily", "parse_hf_page", "HFPage", "hf_page_url", "json_error_reason"]
 
@@ -228,8 +228,7 @@ def _decode(data: bytes, content_type: str | None) -> tuple[str, int]:
     except UnicodeDecodeError as e:
         if encoding != "utf-8" or data.lstrip()[:1] not in (b"[", b"{"):
             raise SourceError(json_error_reason(data, e, content_type)) from None
-    text = data.decode("utf-8", errors="replace")
-    return text, text.count("\ufffd") - data.count("\ufffd".encode())
+    return decode_utf8_replacing(data)
 
 
 def parse_hf_page(data: bytes, *, source: str, content_type: str | None = None) -> HFPage:

@@ -16,7 +16,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-__all__ = ["collapse", "clean_abstract", "html_to_text", "clean_plain", "scrub", "UNSAFE_CHARS"]
+__all__ = ["collapse", "clean_abstract", "html_to_text", "clean_plain", "scrub", "UNSAFE_CHARS", "decode_utf8_replacing"]
 
 # A blank line, or a newline followed by an indent (arXiv's "\n  " paragraph mark).
 _PARA_RE = re.compile(r"\n[ \t]*\n\s*|\n[ \t]{2,}(?=\S)")
@@ -37,6 +37,13 @@ _UNSAFE_RE = re.compile(f"[{UNSAFE_CHARS}]+")
 def scrub(text: str) -> str:
     """``text`` without bidi controls, non-whitespace control characters and lone surrogates."""
     return text if text.isprintable() else _UNSAFE_RE.sub("", text)
+
+
+def decode_utf8_replacing(data: bytes) -> tuple[str, int]:
+    """``data`` decoded as UTF-8 with each invalid byte sequence replaced by U+FFFD, and how many
+    were replaced (U+FFFD characters the body already held are not counted)."""
+    text = data.decode("utf-8", errors="replace")
+    return text, text.count("\ufffd") - data.count("\ufffd".encode())
 
 
 def collapse(text: str | None) -> str:
