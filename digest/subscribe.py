@@ -16,8 +16,6 @@ HTTP, no files, no clock of its own (every ``now`` is a parameter).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -38,7 +36,7 @@ from digest.config.settings import SignupDomains
 from digest.config.subscriptions import SubscriptionFile
 from digest.config.subscriptions import _message as schema_message
 from digest.render.message import parse_sender
-from digest.tokens import derive_key
+from digest.tokens import _b64decode, _b64encode, _signed_by_any, derive_key
 
 __all__ = [
     "Draft", "parse_form", "allowed", "make_confirm_token", "verify_confirm_token", "make_form_token",
@@ -55,7 +53,6 @@ _CONTEXT = b"digest/subscribe\x00"
 _FORM_CONTEXT = b"digest/subscribe-form\x00"
 _TAG = 16
 _MAX_TOKEN_CHARS = 8192
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 _FORM_RE = re.compile(r"([0-9a-f]{1,12})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{16,64})")
 FIELDS = ("email", "keywords", "timezone", "send_at", "frequency")
 
@@ -118,20 +115,6 @@ def allowed(signup: object, email: str) -> bool:
 # -- tokens ---------------------------------------------------------------------------------------
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str, limit: int) -> bytes | None:
-    if not isinstance(text, str) or len(text) > limit or not _TOKEN_RE.fullmatch(text):
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return raw if _b64(raw) == text else None
-
-
 def _confirm_tag(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(derive_key(secret, "subscribe"), _CONTEXT + payload, hashlib.sha256).digest()[:_TAG]
 
@@ -141,7 +124,7 @@ def make_confirm_token(draft: Draft, secret: bytes, *, now: dt.datetime) -> str:
     body = {"e": draft.email, "k": list(draft.keywords), "z": draft.timezone, "t": draft.send_at,
             "f": draft.frequency, "x": int((now + CONFIRM_TTL).timestamp())}
     payload = bytes([_VERSION]) + zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 9)
-    return _b64(payload + _confirm_tag(secret, payload))
+    return _b64encode(payload + _confirm_tag(secret, payload))
 
 
 def verify_confirm_token(
@@ -149,15 +132,11 @@ def verify_confirm_token(
 ) -> Draft | None:
     """The draft inside a valid, unexpired token signed with `secret` (or an old one), else None.
     Never raises on a bad token."""
-    raw = _unb64(token, _MAX_TOKEN_CHARS)
+    raw = _b64decode(token, _MAX_TOKEN_CHARS)
     if raw is None or len(raw) < 2 + _TAG or raw[0] != _VERSION:
         return None
     payload, tag = raw[:-_TAG], raw[-_TAG:]
-    ok = False
-    for key in (secret, *old_secrets):
-        if key:  # every key is tried: no early exit that would time which one matched
-            ok |= hmac.compare_digest(_confirm_tag(bytes(key), payload), tag)
-    if not ok:
+    if not _signed_by_any(tag, (secret, *old_secrets), lambda key: _confirm_tag(key, payload)):
         return None
     try:
         inflate = zlib.decompressobj()
@@ -171,7 +150,7 @@ def verify_confirm_token(
 
 def _form_tag(secret: bytes, stamp: str, nonce: str) -> str:
     mac = hmac.new(derive_key(secret, "subscribe-form"), _FORM_CONTEXT + f"{stamp}.{nonce}".encode(), hashlib.sha256)
-    return _b64(mac.digest()[:_TAG])
+    return _b64encode(mac.digest()[:_TAG])
 
 
 def make_form_token(secret: bytes, *, now: float | None = None) -> str:

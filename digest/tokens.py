@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 __all__ = [
@@ -58,15 +58,25 @@ def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _b64decode(token: object) -> bytes | None:
-    """The bytes of a canonical unpadded URL-safe base64 token, else None."""
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
+def _b64decode(token: object, limit: int = _MAX_TOKEN_CHARS) -> bytes | None:
+    """The bytes of a canonical unpadded URL-safe base64 token of at most `limit` characters, else None."""
+    if not isinstance(token, str) or len(token) > limit or not _TOKEN_RE.fullmatch(token):
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         return None
     return raw if _b64encode(raw) == token else None  # else non-canonical (e.g. altered padding bits)
+
+
+def _signed_by_any(tag: bytes, keys: Iterable[bytes], tag_for: Callable[[bytes], bytes]) -> bool:
+    """Whether `tag` is ``tag_for(key)`` for one of `keys` (empty keys skipped). Every key is
+    tried: no early exit that would time which one matched."""
+    ok = False
+    for key in keys:
+        if key:
+            ok |= hmac.compare_digest(tag_for(bytes(key)), tag)
+    return ok
 
 
 def make_token(subscriber_id: str, secret: bytes) -> str:
@@ -91,11 +101,7 @@ def verify_token(
     if len(raw) < 2 + _TAG_BYTES or raw[0] != TOKEN_VERSION:
         return None
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    ok = False
-    for key in (secret, *old_secrets):
-        if key:  # evaluate every key: no early exit that would time which one matched
-            ok |= hmac.compare_digest(_tag(bytes(key), payload), tag)
-    if not ok:
+    if not _signed_by_any(tag, (secret, *old_secrets), lambda key: _tag(key, payload)):
         return None
     try:
         return payload[1:].decode("utf-8")
@@ -153,6 +159,10 @@ def make_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: byt
     return RatingLinks("", subscriber_id, secret).token(paper_key, vote)
 
 
+def _rating_tag(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(derive_key(secret, "rate"), _RATE_CONTEXT + payload, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
 def verify_rating_token(
     token: str, secret: bytes, *, old_secrets: Iterable[bytes] = ()
 ) -> tuple[str, str, int] | None:
@@ -166,12 +176,7 @@ def verify_rating_token(
     n = payload[1]
     if len(payload) < 2 + n + 2 or payload[2 + n] not in _BYTE_VOTE:
         return None
-    ok = False
-    for key in (secret, *old_secrets):
-        if key:  # every key is tried: no early exit that would time which one matched
-            mac = hmac.new(derive_key(key, "rate"), _RATE_CONTEXT + payload, hashlib.sha256).digest()
-            ok |= hmac.compare_digest(mac[:_TAG_BYTES], tag)
-    if not ok:
+    if not _signed_by_any(tag, (secret, *old_secrets), lambda key: _rating_tag(key, payload)):
         return None
     try:
         return payload[2 : 2 + n].decode("utf-8"), payload[3 + n :].decode("utf-8"), _BYTE_VOTE[payload[2 + n]]

@@ -38,7 +38,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .metrics import CONTENT_TYPE, Metrics, render_latest
 from .tokens import verify_token
-from .web_listen import IDLE_TIMEOUT, MAX_CONNECTIONS, CappedSite, Limiter, connection_cap, install_log_guards
+from .web_listen import IDLE_TIMEOUT, MAX_CONNECTIONS, TOKEN_PREFIXES, CappedSite, Limiter, connection_cap, install_log_guards
 
 __all__ = ["make_app", "start_server", "stop_server", "RunningServer", "RedactingAccessLogger"]
 
@@ -184,12 +184,7 @@ async def _unsubscribe_get(request: web.Request) -> web.Response:
 async def _unsubscribe_post(request: web.Request) -> web.Response:
     # The body (List-Unsubscribe=One-Click) is read and ignored: the signed token is the only
     # credential, and a provider that sends another content type must still work.
-    try:
-        await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    except Exception:  # a broken body is no reason to keep someone subscribed
-        pass
+    await _ignore_body(request)
     try:
         subscriber_id = await _known_id(request)
         if subscriber_id is None:
@@ -258,12 +253,9 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
     def log(self, request: Any, response: Any, time: float) -> None:
         path = request.path
-        if path.startswith("/unsubscribe/"):
-            path = "/unsubscribe/<redacted>"
-        elif path.startswith("/rate/"):  # a credential, and the reader's rating
-            path = "/rate/<redacted>"
-        elif path.startswith("/subscribe/confirm/"):  # a credential that carries the address
-            path = "/subscribe/confirm/<redacted>"
+        prefix = next((p for p in TOKEN_PREFIXES if path.startswith(p)), None)
+        if prefix is not None:  # a credential (and a rating, or an address)
+            path = prefix + "<redacted>"
         level = logging.DEBUG if path in self._PROBES and response.status < 500 else logging.INFO
         self.logger.log(
             level,

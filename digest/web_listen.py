@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "Limiter", "CappedSite", "connection_cap", "install_log_guards"]
+__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "TOKEN_PREFIXES", "Limiter", "CappedSite", "connection_cap", "install_log_guards"]
 
 log = logging.getLogger("digest.web")
 
@@ -38,7 +38,10 @@ IDLE_TIMEOUT = 15.0  # seconds to send a whole request header, and to stay idle 
 MAX_CONNECTIONS = 512
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two "cannot accept" lines
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|rate|subscribe/confirm)/)[^\s'\"?]*")
+# Paths whose last part is a credential: /unsubscribe/<token>, /rate/<token> (and the reader's
+# rating), /subscribe/confirm/<token> (and the address). Logs write <redacted> instead.
+TOKEN_PREFIXES = ("/unsubscribe/", "/rate/", "/subscribe/confirm/")
+_TOKEN_PATH = re.compile("(" + "|".join(map(re.escape, TOKEN_PREFIXES)) + r")[^\s'\"?]*")
 
 
 def connection_cap(max_connections: int) -> int:

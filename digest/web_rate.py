@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .tokens import make_rating_token, verify_rating_token
-from .web import ERROR_PAGE, _html, _maybe_await, _page
+from .web import ERROR_PAGE, _html, _ignore_body, _maybe_await, _page
 
 __all__ = ["Rated", "RateCallback", "add_rate_routes"]
 
@@ -124,12 +124,7 @@ async def _rate_get(request: web.Request) -> web.Response:
 
 
 async def _rate_post(request: web.Request) -> web.Response:
-    try:
-        await request.read()  # the body is ignored: the signed token is the only credential
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    except Exception:
-        pass
+    await _ignore_body(request)  # the signed token is the only credential
     try:
         found = await _known(request)
         if found is None:

@@ -23,9 +23,10 @@ from typing import Protocol
 from digest.errors import ConfigError
 from digest.models import RatedPaper
 
-__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "Pruned", "open_store", "CLAIMABLE", "VOTES"]
+__all__ = ["Store", "EditionRecord", "SentEdition", "SubscriberState", "Pruned", "open_store", "CLAIMABLE", "FINISHED", "VOTES"]
 
 CLAIMABLE = ("pending",)  # plus "claimed" with an expired lease or a dead local owner
+FINISHED = ("sent", "failed", "expired")  # an edition in one of these is done: never sent again
 VOTES = (-1, 0, 1)  # "not for me", no rating (undo), "more like this"
 
 

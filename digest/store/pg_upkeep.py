@@ -15,12 +15,11 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from digest.store import Pruned
+from digest.store.sql import FINISHED_IN, PRUNE_BATCH
 
 __all__ = ["PostgresUpkeep", "PRUNE_BATCH"]
 
 T = TypeVar("T")
-
-PRUNE_BATCH = 5000  # rows to a transaction
 
 CLAIM_PRUNE = """
 INSERT INTO meta AS m (key, value) VALUES ('pruned_on', %(today)s)
@@ -34,9 +33,9 @@ DELETE FROM seen WHERE ctid = ANY(ARRAY(
      LIMIT %(batch)s))
 """
 
-PRUNE_EDITIONS = """
+PRUNE_EDITIONS = f"""
 DELETE FROM editions WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM editions WHERE status IN ('sent', 'failed', 'expired') AND updated_at COLLATE "C" < %(before)s
+    SELECT ctid FROM editions WHERE status IN {FINISHED_IN} AND updated_at COLLATE "C" < %(before)s
      LIMIT %(batch)s))
 """
 

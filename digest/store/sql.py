@@ -8,9 +8,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from digest.store import EditionRecord
+from digest.store import FINISHED, EditionRecord
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "ts", "parse_time", "row_to_edition", "owner_is_dead_here"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "PRUNE_BATCH", "FINISHED_IN", "ts", "parse_time", "row_to_edition", "owner_is_dead_here"]
 
 # version -> statements that bring the schema from version-1 to version. Portable SQL (SQLite and
 # PostgreSQL); times are ISO 8601 UTC text, so they sort and compare as text on both engines.
@@ -70,6 +70,9 @@ SCHEMA: dict[int, list[str]] = {
     3: ["CREATE INDEX IF NOT EXISTS seen_sent_day ON seen ((substr(sent_at, 1, 10)))"],
 }
 SCHEMA_VERSION = max(SCHEMA)
+
+PRUNE_BATCH = 5000  # rows to a transaction of the daily prune: about 10 ms of SQLite's time
+FINISHED_IN = "(" + ", ".join(f"'{status}'" for status in FINISHED) + ")"  # SQL: status IN FINISHED_IN
 
 
 def ts(moment: dt.datetime) -> str:

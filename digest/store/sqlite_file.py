@@ -128,7 +128,7 @@ def tidy_after_read_only(path: Path) -> None:
 
 def is_empty(path: Path) -> bool:
     """0 bytes, with no write-ahead log that could hold its first pages."""
-    wal = path.with_name(path.name + "-wal")
+    wal, _ = sidecars(path)
     return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
 
 
@@ -152,7 +152,7 @@ def create(path: Path, migrate: Callable[[sqlite3.Connection], None]) -> None:
             if not path.exists():
                 os.rename(temp, path)
     finally:
-        for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
+        for leftover in (temp, *sidecars(temp)):
             leftover.unlink(missing_ok=True)
 
 
@@ -186,9 +186,9 @@ def move_aside(path: Path, now: dt.datetime) -> Path:
     """Rename `path` (and its write-ahead log) to `<name>.damaged-<UTC time>`: no data is deleted."""
     stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    wal, shm = sidecars(path)
     if wal.exists() and wal.stat().st_size > 0:  # pages not yet in the file: they go with it
-        os.rename(wal, aside.with_name(aside.name + "-wal"))
+        os.rename(wal, sidecars(aside)[0])
     wal.unlink(missing_ok=True)  # empty
     shm.unlink(missing_ok=True)  # an index of the log, rebuilt from it
     os.rename(path, aside)

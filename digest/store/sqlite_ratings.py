@@ -18,6 +18,7 @@ from digest.store.sql import parse_time, ts
 __all__ = ["SqliteRatings"]
 
 _BATCH = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
+_VOTE = "SELECT vote FROM ratings WHERE subscriber_id=? AND paper_key=?"
 
 
 def _batches(keys: Collection[str]) -> Iterator[list[str]]:
@@ -80,10 +81,10 @@ class SqliteRatings:
         if not self._write():
             if not self._v2():
                 return 0
-            row = self._db.execute("SELECT vote FROM ratings WHERE subscriber_id=? AND paper_key=?", key).fetchone()
+            row = self._db.execute(_VOTE, key).fetchone()
             return int(row[0]) if row else 0
         with self._tx():
-            row = self._db.execute("SELECT vote FROM ratings WHERE subscriber_id=? AND paper_key=?", key).fetchone()
+            row = self._db.execute(_VOTE, key).fetchone()
             if vote == 0:
                 self._db.execute("DELETE FROM ratings WHERE subscriber_id=? AND paper_key=?", key)
             elif row is None or row[0] != vote:  # the same vote again keeps its first time

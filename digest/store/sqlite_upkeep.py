@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from digest.store import Pruned
+from digest.store.sql import FINISHED_IN, PRUNE_BATCH
 from digest.store.sqlite_file import damage, quick_check
 
 __all__ = ["SqliteUpkeep", "PRUNE_BATCH"]
-
-PRUNE_BATCH = 5000  # rows to a transaction: about 10 ms of SQLite's time
-
-FINISHED = "('sent', 'failed', 'expired')"
 
 
 class SqliteUpkeep:
@@ -66,7 +63,7 @@ class SqliteUpkeep:
         )
         editions = self._batches(
             "DELETE FROM editions WHERE rowid IN (SELECT rowid FROM editions "
-            f"WHERE status IN {FINISHED} AND updated_at < ? LIMIT ?)",
+            f"WHERE status IN {FINISHED_IN} AND updated_at < ? LIMIT ?)",
             day,
             batch,
         )
