@@ -42,3 +42,28 @@ def test_semantic_finds_a_paper_without_the_readers_words():
     assert Ranker(PAPERS, now=NOW, semantic=True).rank(Subscription(id="t", email="t@example.org")) == Ranker(
         PAPERS, now=NOW
     ).rank(Subscription(id="t", email="t@example.org"))
+
+
+def test_embeddings_are_computed_once_and_kept_in_the_store(tmp_path):
+    """A paper is run through the model once: the next run (a new process's store connection)
+    reads its embedding back and computes none, and ranks exactly as with fresh embeddings."""
+    from digest.ratings import DENSE_EMBEDDED, paper_dense, paper_vectors
+    from digest.store import open_store
+
+    url = f"sqlite:///{tmp_path}/digest.db"
+    store = open_store(url)
+    try:
+        paper_vectors(store, PAPERS, now=NOW)
+        first, made = paper_dense(store, PAPERS)
+        assert made == len(PAPERS) and DENSE_EMBEDDED.last == len(PAPERS)
+    finally:
+        store.close()
+    store = open_store(url)
+    try:
+        again, made = paper_dense(store, PAPERS)
+    finally:
+        store.close()
+    assert made == 0 and again == first and all(len(b) == 768 for b in again)
+    fresh = Ranker(PAPERS, now=NOW, semantic=True).rank(SUB)
+    stored = Ranker(PAPERS, now=NOW, semantic=True, dense=again).rank(SUB)
+    assert [(s.paper.key, s.score, s.why) for s in stored] == [(s.paper.key, s.score, s.why) for s in fresh]

@@ -140,3 +140,46 @@ def test_read_only_store_on_a_fresh_postgres_database_is_empty(pg_url: str) -> N
         assert ro.ratings_many(["alice"], "m") == {"alice": []}
     finally:
         ro.close()
+
+
+def test_dense_embeddings_are_kept_beside_the_papers_vector(store: Store, url: str) -> None:
+    """The semantic extra's embedding of a paper (schema version 4): stored once, read back by
+    any later run or replica, pruned with the paper's row; a read-only store writes none."""
+    assert SCHEMA_VERSION >= 4
+    store.save_vectors("hash-v1", [("arxiv:1", "One", b"v1"), ("arxiv:2", "Two", b"v2")], now=NOW)
+    assert store.dense("minilm", ["arxiv:1", "arxiv:2"]) == {}
+    store.save_dense("minilm", [("arxiv:1", b"\x01" * 768), ("arxiv:9", b"\x09" * 768)])  # arxiv:9 has no row
+    assert store.dense("minilm", ["arxiv:1", "arxiv:2", "arxiv:9"]) == {"arxiv:1": b"\x01" * 768}
+    assert store.dense("other", ["arxiv:1"]) == {}  # another model's embedding is not this one's
+    assert store.vectors("hash-v1", ["arxiv:1"]) == {"arxiv:1": b"v1"}  # the vector is untouched
+    ro = open_store(url, read_only=True)
+    try:
+        ro.save_dense("minilm", [("arxiv:2", b"\x02" * 768)])
+        assert ro.dense("minilm", ["arxiv:1", "arxiv:2"]) == {"arxiv:1": b"\x01" * 768}
+    finally:
+        ro.close()
+    assert store.dense("minilm", ["arxiv:2"]) == {}
+
+
+def test_read_only_on_a_version_3_database_has_no_dense_embeddings(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    open_store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        "ALTER TABLE papers DROP COLUMN dense; ALTER TABLE papers DROP COLUMN dense_model; "
+        "UPDATE meta SET value='3' WHERE key='schema_version';"
+    )
+    db.close()
+    ro = open_store(f"sqlite:///{path}", read_only=True)
+    try:
+        assert ro.dense("minilm", ["arxiv:1"]) == {}
+        ro.save_dense("minilm", [("arxiv:1", b"x")])  # nothing, no error
+    finally:
+        ro.close()
+    rw = open_store(f"sqlite:///{path}")  # a real run adds the columns
+    try:
+        rw.save_vectors("hash-v1", [("arxiv:1", "One", b"v1")], now=NOW)
+        rw.save_dense("minilm", [("arxiv:1", b"d")])
+        assert rw.dense("minilm", ["arxiv:1"]) == {"arxiv:1": b"d"}
+    finally:
+        rw.close()

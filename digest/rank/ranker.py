@@ -84,10 +84,12 @@ class Ranker(Results):
         semantic: bool = False,
         vectors: Sequence[bytes] | None = None,
         doc_freq: DocFreq | None = None,
+        dense: Sequence[bytes] | None = None,
     ) -> None:
         """``vectors``: the stored vector of each paper (embedded here when needed, if None);
         ``doc_freq``: document frequencies of the vector features over every paper seen (the
-        model's idf background; None: the papers being ranked), see digest/rank/model.py."""
+        model's idf background; None: the papers being ranked), see digest/rank/model.py;
+        ``dense``: with ``semantic``, each paper's stored embedding (embedded here when None)."""
         self.papers = tuple(papers)
         self.models = ReaderModels(self, vectors, doc_freq)  # the per-reader model, with ratings
         self.now = now
@@ -116,7 +118,7 @@ class Ranker(Results):
         if semantic:
             from .semantic import SemanticMatcher  # raises ConfigError without the extra
 
-            self._semantic = SemanticMatcher(self)
+            self._semantic = SemanticMatcher(self, dense)
 
     # ------------------------------------------------------------ terms
 

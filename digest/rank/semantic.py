@@ -33,9 +33,11 @@ from .text import clean_text
 if TYPE_CHECKING:
     from .ranker import Ranker
 
-__all__ = ["SemanticMatcher", "available", "INSTALL_HINT"]
+__all__ = ["SemanticMatcher", "available", "INSTALL_HINT", "DENSE_MODEL", "paper_text", "embed_papers", "to_blob", "from_blobs"]
 
 INSTALL_HINT = "pip install 'paper-digest-mailer[semantic]'"
+DENSE_MODEL = "all-MiniLM-L6-v2"  # the name a stored embedding is kept under (digest/ratings.py)
+DIM = 384
 SCALE = 20.0
 FLOOR = 0.2
 WITH_MENTION = 0.4
@@ -94,19 +96,41 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     return np.stack([_CACHE[d] for d in digests])
 
 
+def paper_text(p) -> str:
+    """What the model reads of a paper: title and abstract (the AI summary when there is none)."""
+    return clean_text(p.title)[0].strip() + ". " + clean_text(p.abstract or p.ai_summary or "")[0].strip()
+
+
+def to_blob(v: np.ndarray) -> bytes:
+    """A stored embedding: 384 float16, little-endian (768 bytes)."""
+    return np.asarray(v, "<f2").tobytes()
+
+
+def from_blobs(blobs: Sequence[bytes]) -> np.ndarray:
+    """Rows (n, 384) float32 of stored embeddings."""
+    if not blobs:
+        return np.zeros((0, DIM), np.float32)
+    return np.frombuffer(b"".join(blobs), "<f2").reshape(len(blobs), DIM).astype(np.float32)
+
+
+def embed_papers(papers: Sequence) -> list[bytes]:
+    """The stored form of each paper's embedding, computed in batches by the model (loaded once
+    per process). A paper's embedding is used as stored (float16) whether just computed or read
+    back, so a run and the next give the same similarities."""
+    return [to_blob(v) for v in embed([paper_text(p) for p in papers])]
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
 
 
 class SemanticMatcher:
-    def __init__(self, ranker: Ranker) -> None:
+    def __init__(self, ranker: Ranker, dense: Sequence[bytes] | None = None) -> None:
+        """``dense``: the stored embedding of each paper (digest.ratings.paper_dense), else the
+        papers are embedded here."""
         _import()
-        texts = [
-            clean_text(p.title)[0].strip() + ". " + clean_text(p.abstract or p.ai_summary or "")[0].strip()
-            for p in ranker.papers
-        ]
-        self.emb = embed(texts) if texts else np.zeros((0, 384), np.float32)
+        self.emb = from_blobs(list(dense) if dense is not None else embed_papers(ranker.papers))
         self.nearest: dict[str, dict[int, str]] = {}  # sub id -> {paper: keyword} (semantic-only)
 
     def similarity(self, sub: Subscription, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -169,6 +169,15 @@ class Store(Protocol):
         """The stored vectors of `model` for those of `keys` that have one."""
         ...
 
+    def save_dense(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Keep (paper key, dense embedding) of `model` (the semantic extra) beside the paper's
+        stored vector; a paper with no stored row is skipped. Read-only: nothing."""
+        ...
+
+    def dense(self, model: str, keys: Collection[str]) -> dict[str, bytes]:
+        """The stored dense embeddings of `model` for those of `keys` that have one."""
+        ...
+
     def titles(self, keys: Collection[str]) -> dict[str, str]:
         """The stored title of each of `keys` the papers table knows."""
         ...

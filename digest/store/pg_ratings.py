@@ -26,6 +26,12 @@ ON CONFLICT (paper_key) DO UPDATE SET title = excluded.title, model = excluded.m
     WHERE p.model <> excluded.model
 """
 
+SAVE_DENSE = """
+UPDATE papers AS p SET dense_model = %(model)s, dense = u.v
+  FROM unnest(%(keys)s::text[], %(vectors)s::bytea[]) AS u(k, v)
+ WHERE p.paper_key = u.k
+"""
+
 # The vote it replaces comes from the statement's snapshot; the row lock of the upsert (or the
 # delete) orders concurrent votes on one paper: the last one wins.
 RATE = """
@@ -90,6 +96,39 @@ class PostgresRatings:
             ).fetchall()
         )
         return {r["paper_key"]: bytes(r["vector"]) for r in rows}
+
+    def _v4(self) -> bool:
+        """Whether papers have the dense columns (see `_v2`)."""
+        ready = getattr(self, "_v4_ready", None)
+        if ready is None:
+            if getattr(self, "_empty", False) or not self._v2():
+                ready = False
+            else:
+                row = self._call(lambda c, _: c.execute(
+                    "SELECT count(*) AS n FROM information_schema.columns "
+                    "WHERE table_name = 'papers' AND column_name = 'dense' AND table_schema = current_schema()"
+                ).fetchone())
+                ready = bool(row and row["n"])
+            self._v4_ready = ready
+        return ready
+
+    def save_dense(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        if self.read_only or not rows:
+            return
+        ordered = sorted({key: bytes(vector) for key, vector in rows}.items())  # one lock order
+        params = {"model": model, "keys": [k for k, _ in ordered], "vectors": [v for _, v in ordered]}
+        self._call(lambda c, _: c.execute(SAVE_DENSE, params))
+
+    def dense(self, model: str, keys: Collection[str]) -> dict[str, bytes]:
+        if not keys or not self._v4():
+            return {}
+        rows = self._call(
+            lambda c, _: c.execute(
+                "SELECT paper_key, dense FROM papers WHERE dense_model = %s AND paper_key = ANY(%s::text[])",
+                (model, list(keys)),
+            ).fetchall()
+        )
+        return {r["paper_key"]: bytes(r["dense"]) for r in rows}
 
     def titles(self, keys: Collection[str]) -> dict[str, str]:
         if not keys or not self._v2():

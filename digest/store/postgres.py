@@ -143,8 +143,8 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
             for target, statements in SCHEMA.items():
                 if target <= version:
                     continue
-                for statement in statements:
-                    conn.execute(statement)
+                for statement in statements:  # idempotent, as every CREATE ... IF NOT EXISTS
+                    conn.execute(statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS "))
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -68,6 +68,9 @@ SCHEMA: dict[int, list[str]] = {
     # Retention: the daily prune finds seen rows by the UTC day they were sent (not the edition's
     # date, which `digest send --date` may set in the past), through this index on an expression.
     3: ["CREATE INDEX IF NOT EXISTS seen_sent_day ON seen ((substr(sent_at, 1, 10)))"],
+    # The semantic extra's dense embedding of a paper, kept beside its stored vector (and pruned
+    # with it): a run, a `digest rank` or a replica never runs the model on a paper twice.
+    4: ["ALTER TABLE papers ADD COLUMN dense_model TEXT", "ALTER TABLE papers ADD COLUMN dense BYTEA"],
 }
 SCHEMA_VERSION = max(SCHEMA)
 

@@ -66,6 +66,32 @@ class SqliteRatings:
             out.update((key, bytes(vector)) for key, vector in rows)
         return out
 
+    def _v4(self) -> bool:
+        """Whether papers have the dense columns (see `_v2`)."""
+        ready = getattr(self, "_v4_ready", None)
+        if ready is None:
+            ready = self._v4_ready = self._version() >= 4
+        return ready
+
+    def save_dense(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        if not self._write() or not rows:
+            return
+        with self._tx():
+            self._db.executemany(
+                "UPDATE papers SET dense_model=?, dense=? WHERE paper_key=?",
+                [(model, bytes(vector), key) for key, vector in rows],
+            )
+
+    def dense(self, model: str, keys: Collection[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for batch in _batches(keys if self._v4() else ()):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT paper_key, dense FROM papers WHERE dense_model=? AND paper_key IN ({marks})", (model, *batch)
+            )
+            out.update((key, bytes(vector)) for key, vector in rows)
+        return out
+
     def titles(self, keys: Collection[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for batch in _batches(keys if self._v2() else ()):
