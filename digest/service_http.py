@@ -1,6 +1,7 @@
 """The HTTP side of `digest run` (digest/service.py): the callbacks `Service` gives to
-`digest.web.make_app` — unsubscribe, rating, `/subscribe` signups (digest/web_subscribe.py) and
-`/healthz` with its store probe. A mixin of `Service`, whose state it reads."""
+`digest.web.make_app` — unsubscribe, rating, `/subscribe` signups (digest/web_subscribe.py), the
+preferences page (digest/service_manage.py) and `/healthz` with its store probe. A mixin of
+`Service`, whose state it reads."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import Any
 from digest.config import Settings
 from digest.deliver import Mailer
 from digest.metrics import Metrics
-from digest.models import OutgoingMessage, Subscription
+from digest.models import OutgoingMessage, Paper, Subscription
+from digest.service_manage import ServiceManage
 from digest.store import Store
 from digest.store.sqlite import SqliteStore
 from digest.subscribe import Draft
 from digest.subscribe_files import write_subscription
+from digest.tokens import ManageLinks
 from digest.web import make_app
 from digest.web_rate import Rated
 
@@ -45,8 +48,11 @@ class ServiceHttp:
     last_error: str | None
     _probe: tuple[float, str | None] | None
     _probing: asyncio.Future[object] | None
+    _papers: tuple[float, list[Paper]] | None  # (monotonic time, papers) of the last fetch
 
     def reload(self) -> None: ...  # provided by Service
+
+    async def _fetch(self, now: dt.datetime) -> list[Paper]: ...  # provided by Service
 
     def _app(self):  # noqa: ANN202 - aiohttp Application
         return make_app(
@@ -58,6 +64,7 @@ class ServiceHttp:
             metrics=self.metrics,
             rate=self._rate,
             subscribe=None if self.settings.signup == "closed" else self._signup_routes(),
+            manage=ServiceManage(self),
         )
 
     # -- /subscribe (digest/web_subscribe.py) ----------------------------------------------
@@ -72,9 +79,13 @@ class ServiceHttp:
         async with self.mailer_factory() as mailer:
             await mailer.send(message)
 
-    def _subscribed(self, email: str) -> bool:
+    def _subscribed(self, email: str) -> str | None:
+        """The "Edit your interests" link of the reader with this address, None if there is none."""
         email = email.lower()
-        return any(sub.email.lower() == email for sub in self.subs.values())
+        for sub in self.subs.values():
+            if sub.email.lower() == email:
+                return ManageLinks(self.settings.public_url, self.secret, now=self.clock())(sub.id)
+        return None
 
     def _create_subscription(self, draft: Draft) -> Subscription | None:
         """Write a confirmed signup's file and arm it at once; None: the address has one already."""

@@ -247,13 +247,24 @@ def confirmation_message(sender: str, draft: Draft, link: str, *, now: dt.dateti
     return _message(sender, draft.email, "Confirm your paper digest subscription", text, now=now)
 
 
-def already_message(sender: str, email: str, *, now: dt.datetime) -> tuple[str, str, bytes]:
-    """The email sent instead when the address already has a subscription."""
+def already_message(sender: str, email: str, *, now: dt.datetime, manage_link: str | None = None) -> tuple[str, str, bytes]:
+    """The email sent instead when the address already has a subscription: with the reader's
+    "Edit your interests" link when there is one."""
+    if manage_link:
+        change = (
+            "To change your keywords, time or frequency, or to pause the digest, open your settings\n"
+            "(the link works for 60 days; every digest carries a fresh one):\n\n"
+            f"  {manage_link}\n\n"
+        )
+    else:
+        change = (
+            "To change your keywords, time or frequency, reply to the operator of this digest (the\n"
+            "sender of this email). "
+        )
     text = (
         "Someone (we hope you) asked to subscribe this address to the paper digest, but it is\n"
         "already subscribed: nothing was changed.\n\n"
-        "To change your keywords, time or frequency, reply to the operator of this digest (the\n"
-        "sender of this email). Every digest has an unsubscribe link at the bottom.\n\n"
+        f"{change}Every digest has an unsubscribe link at the bottom.\n\n"
         "If you did not ask for this, ignore this email.\n"
     )
     return _message(sender, email, "Your paper digest subscription", text, now=now)

@@ -13,18 +13,31 @@ Rating tokens ("more like this" / "not for me" / undo) are signed with a key der
 secret for that one purpose (:func:`derive_key`), so a token of one kind is never valid as the
 other. A rating token is the unpadded URL-safe base64 of ``version | len(id) | id | vote | paper
 key | tag``: one byte each for the version, the id's length in UTF-8 bytes (at most 255) and the
-vote (``0x01`` up, ``0xff`` down, ``0x00`` clear), ``tag`` the first 16 bytes of HMAC-SHA256 with
-the derived key over a context string and everything before it.
+vote (``0x01`` up, ``0xff`` down, ``0x00`` clear). Version 2 (what is made now) signs a paper's two
+links with one HMAC: ``tag`` is a 16-byte half of HMAC-SHA256 with the derived key over a context
+string, the version, the id and the paper key: the first half for "more like this", the second
+for "not for me" (halves of a PRF's output are independent: one link's tag tells nothing of the
+other's, so the vote stays signed); a "clear" tag is the first half under another context string.
+Version 1 (emails sent before) signed each link on its own: the first 16 bytes of HMAC-SHA256
+over a context string and everything before the tag. Both verify.
+
+"Edit your interests" tokens (``/manage/<token>``, digest/web_manage.py) carry the reader and an
+expiry: ``version | expiry (4 bytes, big-endian Unix seconds) | subscriber id | tag``, the tag
+under a key derived for ``"manage"``. They expire MANAGE_TTL after the digest that carried them
+was made: a reader always has a fresh one in their latest digest, and a forwarded or leaked old
+email stops opening their preferences.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 from urllib.parse import quote
 
 __all__ = [
@@ -36,6 +49,10 @@ __all__ = [
     "make_rating_token",
     "verify_rating_token",
     "RatingLinks",
+    "ManageLinks",
+    "ManageToken",
+    "verify_manage_token",
+    "MANAGE_TTL",
 ]
 
 TOKEN_VERSION = 1
@@ -117,7 +134,10 @@ def unsubscribe_url(public_url: str, subscriber_id: str, secret: bytes) -> str:
 
 # -- rating tokens ------------------------------------------------------------------------------
 
-_RATE_CONTEXT = b"digest/rate\x00"
+_RATE_CONTEXT = b"digest/rate\x00"  # version 1: one HMAC per link
+_RATE_CONTEXT_2 = b"digest/rate/2\x00"  # version 2: one HMAC per paper, its halves the up and down tags
+_RATE_CLEAR_CONTEXT_2 = b"digest/rate/2/clear\x00"  # version 2, vote 0 (the confirmation page's undo)
+RATE_VERSION = 2  # what RatingLinks makes; version 1 tokens (older emails) still verify
 _VOTE_BYTE = {1: b"\x01", -1: b"\xff", 0: b"\x00"}
 _BYTE_VOTE = {1: 1, 0xFF: -1, 0: 0}
 
@@ -131,27 +151,52 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
 
 class RatingLinks:
     """The rating URLs of one reader's digest: ``links(paper_key, vote)`` is
-    ``<public_url>/rate/<token>``. Cheap per link (the reader's part of the MAC is computed once);
-    pass a ``key`` from :func:`derive_key` (``"rate"``) to share that work across readers."""
+    ``<public_url>/rate/<token>``, and ``links.pair(paper_key)`` the "more like this" and "not for
+    me" URLs of a paper from one HMAC (version 2 tokens). Cheap per link (the reader's part of the
+    MAC is computed once); pass a ``key`` from :func:`derive_key` (``"rate"``) to share that work
+    across readers."""
 
-    __slots__ = ("base", "_head", "_mac")
+    __slots__ = ("base", "_head", "_mac", "_clear")
 
     def __init__(self, public_url: str, subscriber_id: str, secret: bytes, *, key: bytes | None = None) -> None:
         ident = subscriber_id.encode("utf-8")
         if not ident or len(ident) > 255:
             raise ValueError("subscriber_id must be 1 to 255 bytes of UTF-8")
         self.base = f"{public_url.rstrip('/')}/rate/"
-        self._head = bytes([TOKEN_VERSION, len(ident)]) + ident
-        self._mac = hmac.new(key or derive_key(secret, "rate"), _RATE_CONTEXT + self._head, hashlib.sha256)
+        self._head = bytes([RATE_VERSION, len(ident)]) + ident
+        key = key or derive_key(secret, "rate")
+        self._mac = hmac.new(key, _RATE_CONTEXT_2 + self._head, hashlib.sha256)
+        self._clear = hmac.new(key, _RATE_CLEAR_CONTEXT_2 + self._head, hashlib.sha256)
+
+    def _digest(self, mac: hmac.HMAC, paper: bytes) -> bytes:
+        mac = mac.copy()
+        mac.update(paper)
+        return mac.digest()
 
     def token(self, paper_key: str, vote: int) -> str:
-        body = _VOTE_BYTE[vote] + paper_key.encode("utf-8")
-        mac = self._mac.copy()
-        mac.update(body)
-        return _b64encode(self._head + body + mac.digest()[:_TAG_BYTES])
+        paper = paper_key.encode("utf-8")
+        if vote == 0:
+            tag = self._digest(self._clear, paper)[:_TAG_BYTES]
+        else:
+            tag = _half(self._digest(self._mac, paper), vote)
+        return _b64encode(self._head + _VOTE_BYTE[vote] + paper + tag)
+
+    def pair(self, paper_key: str) -> tuple[str, str]:
+        """(the "more like this" URL, the "not for me" URL) of a paper."""
+        paper = paper_key.encode("utf-8")
+        digest = self._digest(self._mac, paper)
+        return (
+            self.base + _b64encode(self._head + b"\x01" + paper + digest[:_TAG_BYTES]),
+            self.base + _b64encode(self._head + b"\xff" + paper + digest[_TAG_BYTES : 2 * _TAG_BYTES]),
+        )
 
     def __call__(self, paper_key: str, vote: int) -> str:
         return self.base + self.token(paper_key, vote)
+
+
+def _half(digest: bytes, vote: int) -> bytes:
+    """A version 2 tag of an up (+1) or down (-1) vote: its half of the paper's HMAC."""
+    return digest[:_TAG_BYTES] if vote == 1 else digest[_TAG_BYTES : 2 * _TAG_BYTES]
 
 
 def make_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: bytes) -> str:
@@ -160,17 +205,25 @@ def make_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: byt
 
 
 def _rating_tag(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(derive_key(secret, "rate"), _RATE_CONTEXT + payload, hashlib.sha256).digest()[:_TAG_BYTES]
+    """The tag of a rating token's payload (everything before the tag), either version."""
+    key = derive_key(secret, "rate")
+    if payload[0] == 1:
+        return hmac.new(key, _RATE_CONTEXT + payload, hashlib.sha256).digest()[:_TAG_BYTES]
+    n = payload[1]
+    head, vote, paper = payload[: 2 + n], _BYTE_VOTE[payload[2 + n]], payload[3 + n :]
+    if vote == 0:
+        return hmac.new(key, _RATE_CLEAR_CONTEXT_2 + head + paper, hashlib.sha256).digest()[:_TAG_BYTES]
+    return _half(hmac.new(key, _RATE_CONTEXT_2 + head + paper, hashlib.sha256).digest(), vote)
 
 
 def verify_rating_token(
     token: str, secret: bytes, *, old_secrets: Iterable[bytes] = ()
 ) -> tuple[str, str, int] | None:
-    """(subscriber id, paper key, vote) of a rating token signed with ``secret`` (or one of
-    ``old_secrets``), else None; never raises on a bad token."""
+    """(subscriber id, paper key, vote) of a rating token (version 1 or 2) signed with ``secret``
+    (or one of ``old_secrets``), else None; never raises on a bad token."""
     _check_secret(secret)
     raw = _b64decode(token)
-    if raw is None or len(raw) < 4 + _TAG_BYTES or raw[0] != TOKEN_VERSION:
+    if raw is None or len(raw) < 4 + _TAG_BYTES or raw[0] not in (TOKEN_VERSION, RATE_VERSION):
         return None
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
     n = payload[1]
@@ -182,3 +235,66 @@ def verify_rating_token(
         return payload[2 : 2 + n].decode("utf-8"), payload[3 + n :].decode("utf-8"), _BYTE_VOTE[payload[2 + n]]
     except UnicodeDecodeError:  # pragma: no cover - only reachable with a valid tag
         return None
+
+
+# -- "Edit your interests" tokens ----------------------------------------------------------------
+
+MANAGE_TTL = dt.timedelta(days=60)
+_MANAGE_CONTEXT = b"digest/manage\x00"
+_EXPIRY_BYTES = 4
+
+
+class ManageToken(NamedTuple):
+    """A manage token with a valid signature: its reader and expiry (Unix seconds)."""
+
+    subscriber_id: str
+    expires: int
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires < now.timestamp()
+
+
+class ManageLinks:
+    """``links(subscriber_id)`` is ``<public_url>/manage/<token>``, valid until ``now + ttl``.
+    One per run: the derived key is computed once."""
+
+    __slots__ = ("base", "_expiry", "_mac")
+
+    def __init__(self, public_url: str, secret: bytes, *, now: dt.datetime, ttl: dt.timedelta = MANAGE_TTL) -> None:
+        self.base = f"{public_url.rstrip('/')}/manage/"
+        expires = int((now + ttl).timestamp())
+        self._expiry = bytes([TOKEN_VERSION]) + expires.to_bytes(_EXPIRY_BYTES, "big")
+        self._mac = hmac.new(derive_key(secret, "manage"), _MANAGE_CONTEXT, hashlib.sha256)
+
+    def token(self, subscriber_id: str) -> str:
+        ident = subscriber_id.encode("utf-8")
+        if not ident:
+            raise ValueError("subscriber_id must not be empty")
+        payload = self._expiry + ident
+        mac = self._mac.copy()
+        mac.update(payload)
+        return _b64encode(payload + mac.digest()[:_TAG_BYTES])
+
+    def __call__(self, subscriber_id: str) -> str:
+        return self.base + self.token(subscriber_id)
+
+
+def _manage_tag(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(derive_key(secret, "manage"), _MANAGE_CONTEXT + payload, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def verify_manage_token(token: str, secret: bytes, *, old_secrets: Iterable[bytes] = ()) -> ManageToken | None:
+    """The reader and expiry of a manage token signed with ``secret`` (or one of ``old_secrets``),
+    expired or not (the caller says which); None for anything forged, altered or truncated."""
+    _check_secret(secret)
+    raw = _b64decode(token)
+    if raw is None or len(raw) < 1 + _EXPIRY_BYTES + 1 + _TAG_BYTES or raw[0] != TOKEN_VERSION:
+        return None
+    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    if not _signed_by_any(tag, (secret, *old_secrets), lambda key: _manage_tag(key, payload)):
+        return None
+    try:
+        ident = payload[1 + _EXPIRY_BYTES :].decode("utf-8")
+    except UnicodeDecodeError:  # pragma: no cover - only reachable with a valid tag
+        return None
+    return ManageToken(ident, int.from_bytes(payload[1 : 1 + _EXPIRY_BYTES], "big"))

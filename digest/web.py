@@ -1,5 +1,6 @@
-"""The HTTP side of ``digest run``: ``/healthz``, ``/metrics``, one-click unsubscribe, and the
-rating links (``/rate/<token>``, digest/web_rate.py).
+"""The HTTP side of ``digest run``: ``/healthz``, ``/metrics``, one-click unsubscribe, the
+rating links (``/rate/<token>``, digest/web_rate.py), the signup page (digest/web_subscribe.py)
+and the preferences page (``/manage/<token>``, digest/web_manage.py).
 
 Built on :mod:`aiohttp.web`; knows nothing of the pipeline or the store, only the callbacks given
 to :func:`make_app`.
@@ -64,18 +65,21 @@ _KNOWN_KEY = web.AppKey("is_known", object)
 _HEALTH_KEY = web.AppKey("health", object)
 _METRICS_KEY = web.AppKey("metrics", Metrics)
 
+# The digest's typography and colours (templates/digest.html): the same card on the same grey,
+# the same dark palette, edge to edge on a phone.
 _STYLE = (
-    "*{box-sizing:border-box}"
-    "body{margin:0;padding:1.5rem 1rem;font:16px/1.5 system-ui,-apple-system,'Segoe UI',"
-    "Roboto,sans-serif;color:#1f2328;background:#f6f8fa}"
-    "main{max-width:28rem;margin:0 auto;padding:1.5rem;background:#fff;border:1px solid #d0d7de;"
+    "*{box-sizing:border-box}:root{color-scheme:light dark}"
+    "body{margin:0;padding:1.5rem 1rem;font:16px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',"
+    "Roboto,Helvetica,Arial,sans-serif;color:#1f2328;background:#f3f4f6}"
+    "main{max-width:28rem;margin:0 auto;padding:1.5rem;background:#fff;border:1px solid #e1e4e8;"
     "border-radius:8px;overflow-wrap:anywhere}"
-    "h1{font-size:1.25rem;margin:0 0 .75rem}p{margin:0 0 1rem}"
+    "h1{font-size:1.375rem;line-height:1.3;margin:0 0 .75rem}p{margin:0 0 1rem}a{color:#0b57d0}"
     "button{display:block;width:100%;padding:.75rem 1rem;font:inherit;font-weight:600;"
     "color:#fff;background:#cf222e;border:0;border-radius:6px;cursor:pointer}"
     "button:focus{outline:3px solid #0969da;outline-offset:2px}"
     "@media (prefers-color-scheme:dark){body{color:#e6edf3;background:#0d1117}"
-    "main{background:#161b22;border-color:#30363d}}"
+    "main{background:#161b22;border-color:#30363d}a{color:#79b8ff}}"
+    "@media (max-width:480px){body{padding:0}main{border-radius:0;border-left:0;border-right:0;padding:1rem .875rem}}"
 )
 
 
@@ -210,6 +214,7 @@ def make_app(
     metrics: Metrics,
     rate: Callable[[str, str, int], Any] | None = None,
     subscribe: dict[str, Any] | None = None,
+    manage: Any = None,
 ) -> web.Application:
     """The aiohttp application. ``unsubscribe(id)`` is called only on a POST with a valid token
     for a known subscriber and returns True once the reader is unsubscribed (False: unknown).
@@ -218,7 +223,8 @@ def make_app(
     may be plain functions (keep them quick: they run on the event loop) or coroutines.
     With ``rate(id, paper_key, vote)`` (returning a ``web_rate.Rated``), the rating links of the
     digests are served too (digest/web_rate.py). With ``subscribe`` (the keyword arguments of
-    ``web_subscribe.add_subscribe_routes`` but the secrets), ``/subscribe`` is served too. Links
+    ``web_subscribe.add_subscribe_routes`` but the secrets), ``/subscribe`` is served too; with
+    ``manage`` (a ``web_manage.ManageBackend``), the "Edit your interests" page ``/manage/<token>``. Links
     signed with one of ``old_secrets`` are accepted too (key rotation); new ones are always signed with ``secret``."""
     if not secret:
         raise ValueError("the unsubscribe secret must not be empty")
@@ -242,6 +248,10 @@ def make_app(
         from .web_subscribe import add_subscribe_routes
 
         add_subscribe_routes(app, secret=secret, old_secrets=old, **subscribe)
+    if manage is not None:
+        from .web_manage import add_manage_routes
+
+        add_manage_routes(app, secret=secret, old_secrets=old, backend=manage)
     return app
 
 

@@ -39,8 +39,8 @@ MAX_CONNECTIONS = 512
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two "cannot accept" lines
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 # Paths whose last part is a credential: /unsubscribe/<token>, /rate/<token> (and the reader's
-# rating), /subscribe/confirm/<token> (and the address). Logs write <redacted> instead.
-TOKEN_PREFIXES = ("/unsubscribe/", "/rate/", "/subscribe/confirm/")
+# rating), /subscribe/confirm/<token> (and the address), /manage/<token>. Logs write <redacted>.
+TOKEN_PREFIXES = ("/unsubscribe/", "/rate/", "/subscribe/confirm/", "/manage/")
 _TOKEN_PATH = re.compile("(" + "|".join(map(re.escape, TOKEN_PREFIXES)) + r")[^\s'\"?]*")
 
 

@@ -8,7 +8,8 @@
   again with the messages of ``digest check``) and the ``signup`` setting (403 for an address
   outside ``signup.domains``). Then it answers "check your inbox" and, in the background, emails
   either a confirmation link (expires in 48 h) or, for an address that is already subscribed, a
-  note saying so: the page is the same either way, so it tells nobody who is subscribed.
+  note saying so with their "Edit your interests" link: the page is the same either way, so it
+  tells nobody who is subscribed.
 - ``GET /subscribe/confirm/<token>`` changes nothing (link scanners open links): a page with one
   button. ``POST`` to it writes the subscription file (digest/subscribe_files.py) through the
   ``create`` callback, and the page says when the first digest is due. A forged, altered or
@@ -155,7 +156,8 @@ def done_page(sub: Subscription, now: dt.datetime) -> str:
     day = f"{local:%A} {local.day} {local:%B %Y}, at {local:%H:%M} ({sub.timezone})"
     return _page("Subscribed",
                  f"<h1>You are subscribed</h1><p>Your first digest is due on <b>{_e(day)}</b>, "
-                 f"at {_e(sub.email)}.</p><p>Every digest has an unsubscribe link at the bottom.</p>",
+                 f"at {_e(sub.email)}.</p><p>Every digest has links at the bottom to edit your interests and to "
+                 "unsubscribe.</p>",
                  extra_style=_STYLE)
 
 
@@ -216,8 +218,10 @@ async def _mail(conf: dict, draft: Draft, who: str) -> None:
     """Email the confirmation link, or the "already subscribed" note; off the request."""
     now: dt.datetime = conf["clock"]()
     try:
-        if await _maybe_await(conf["subscribed"](draft.email)):
-            sender, mid, data = already_message(conf["sender"], draft.email, now=now)
+        found = await _maybe_await(conf["subscribed"](draft.email))
+        if found:  # the reader's "Edit your interests" link (or True)
+            link = found if isinstance(found, str) else None
+            sender, mid, data = already_message(conf["sender"], draft.email, now=now, manage_link=link)
             kind = "already-subscribed note"
         else:
             token = make_confirm_token(draft, conf["secret"], now=now)
@@ -266,14 +270,15 @@ def _verified(request: web.Request) -> Draft | None:
 def add_subscribe_routes(
     app: web.Application, *, secret: bytes, signup: object, public_url: str, sender: str,
     send: Callable[[OutgoingMessage], Awaitable[object]],
-    subscribed: Callable[[str], bool | Awaitable[bool]],
+    subscribed: Callable[[str], str | bool | None | Awaitable[str | bool | None]],
     create: Callable[[Draft], Subscription | None | Awaitable[Subscription | None]],
     old_secrets: Iterable[bytes] = (),
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     per_client: tuple[int, float] = PER_CLIENT, per_address: tuple[int, float] = PER_ADDRESS,
 ) -> None:
     """``/subscribe`` on `app`. ``send(message)`` delivers one email (the service's mailer);
-    ``subscribed(email)`` says whether an address already has a subscription; ``create(draft)``
+    ``subscribed(email)`` says whether an address already has a subscription (a string: the
+    reader's "Edit your interests" link, which the "already subscribed" mail then carries); ``create(draft)``
     writes the confirmed subscription and returns it (None: the address is already subscribed)."""
     app[_CONF] = {
         "secret": bytes(secret), "old_secrets": tuple(bytes(k) for k in old_secrets if k), "signup": signup,

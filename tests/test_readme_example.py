@@ -17,7 +17,7 @@ COMMAND = ["send", "--dry-run", "--user", "alice", "--date", "2025-10-09", "--ou
 
 
 def _tokens_out(text: str) -> str:
-    return re.sub(r"/(rate|unsubscribe)/[A-Za-z0-9_-]+", r"/\1/TOKEN", text)
+    return re.sub(r"/(rate|unsubscribe|manage)/[A-Za-z0-9_-]+", r"/\1/TOKEN", text)
 
 
 def test_the_readme_shows_alices_digest_as_the_example_renders_it(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

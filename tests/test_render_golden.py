@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_render_data import CASES, NOW, SENDER, UNSUB  # noqa: E402
 
 from digest.render import Renderer, build_message, message_id_for  # noqa: E402
-from digest.tokens import RatingLinks  # noqa: E402
+from digest.tokens import ManageLinks, RatingLinks  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("DIGEST_REGEN_GOLDEN") == "1"
@@ -49,7 +49,8 @@ def renderer() -> Renderer:
 def _build(renderer: Renderer, case: str):
     edition = CASES[case]()
     links = RatingLinks("https://digest.example.org", edition.subscription.id, b"golden-secret")
-    rendered = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW, rating_links=links)
+    manage = ManageLinks("https://digest.example.org", b"golden-secret", now=NOW)(edition.subscription.id)
+    rendered = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW, rating_links=links, manage_url=manage)
     mid = message_id_for(edition.subscription.id, edition.date, SENDER)
     out = build_message(
         edition, rendered, sender=SENDER, message_id=mid, unsubscribe_url=UNSUB, date=NOW
@@ -161,6 +162,10 @@ def test_keyword_case_content(renderer: Renderer) -> None:
         "reinforcement learning, post-training, RL, daily at 07:30 Europe/Berlin."
     ) in rendered.html
     assert "Unsubscribe (opens a page with one button, no login): " + UNSUB in rendered.text
+    # "Edit your interests": a signed /manage/ link in both parts, next to unsubscribe
+    [manage] = re.findall(r"Edit your interests \(keywords, time, how often, pause\): (\S+)", rendered.text)
+    assert manage.startswith("https://digest.example.org/manage/")
+    assert re.search(f'<a href="{re.escape(html.escape(manage))}"[^>]*>Edit your interests</a>', rendered.html)
 
 
 def test_trending_case_content(renderer: Renderer) -> None:

@@ -144,6 +144,26 @@ def test_autoescape_is_on(renderer: Renderer) -> None:
     assert "<script>" in rendered.text  # plain text: shown as it is
 
 
+def test_str_outputs_are_escaped_exactly_as_markupsafe_does(renderer: Renderer) -> None:
+    """The compiled HTML template escapes a str output with markupsafe's C escaper and makes no
+    Markup object for it (renderer._escaped): the same text, hostile input included."""
+    import markupsafe
+
+    from digest.render import renderer as renderer_module
+
+    namespace = renderer.html_template.root_render_func.__globals__
+    assert namespace["escape"] is renderer_module._escaped  # the path under test is the one used
+    for value in ('<script>"x" & \'y\'</script>', "plain", "", "é ü", markupsafe.Markup("<b>kept</b>"), 3, None):
+        assert str(renderer_module._escaped(value)) == str(markupsafe.escape(value))
+    edition = _edition(XSS, forms=("Attention",), why='<a href="javascript:alert(8)">why</a>', name="<b>n</b>")
+    namespace["escape"] = markupsafe.escape
+    try:
+        with_markup = renderer.render(edition, unsubscribe_url=UNSUB, now=NOW)
+    finally:
+        namespace["escape"] = renderer_module._escaped
+    assert renderer.render(edition, unsubscribe_url=UNSUB, now=NOW) == with_markup
+
+
 def test_header_injection_in_title_and_name(renderer: Renderer) -> None:
     paper = Paper(key="k:1", title="x\r\nBcc: evil@example.com\r\n\r\nbody", url="https://e.org/")
     edition = _edition(paper, name="Eve\r\nBcc: evil@example.com\nCc: x@example.com")

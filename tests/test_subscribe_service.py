@@ -107,6 +107,10 @@ def test_subscribe_end_to_end(tmp_path: Path, smtpd: SmtpServer) -> None:
         [note] = wait_for(lambda: mails_to(smtpd, "bob@example.org"), 10, "the already-subscribed email")
         assert note["Subject"] == "Your paper digest subscription" and "already subscribed" in note.get_content()
         assert "/subscribe/confirm/" not in note.get_content()
+        # with bob's "Edit your interests" link: his settings page, and nothing in it is written
+        manage = re.search(r"(http://\S+/manage/[A-Za-z0-9_-]+)", note.get_content()).group(1)
+        status, body, _ = http("GET", manage)
+        assert manage.startswith(url) and status == 200 and "bob@example.org" in body and 'name="term-0" value=""' in body  # he has no keywords
 
         # no CSRF token, a forged one: 400; the honeypot: the usual page, nothing sent
         before = len(smtpd.handler.received)
@@ -138,7 +142,8 @@ def test_subscribe_end_to_end(tmp_path: Path, smtpd: SmtpServer) -> None:
 
         logs = service.text()
         assert "/subscribe/confirm/<redacted>" in logs and "signup confirmed" in logs
-        for private in ("carol@example.org", "Carol@example.org", "bob@example.org", token):
+        assert "/manage/<redacted>" in logs
+        for private in ("carol@example.org", "Carol@example.org", "bob@example.org", token, manage):
             assert private not in logs
         assert service.stop() == 0
     finally:

@@ -153,3 +153,54 @@ def test_rating_links() -> None:
 @pytest.mark.parametrize("bad", ["", "x", "AQ", "=" * 10, "é", "A" * 3000, None])
 def test_garbage_rating_tokens(bad: object) -> None:
     assert verify_rating_token(bad, SECRET) is None  # type: ignore[arg-type]
+
+
+def _v1_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: bytes) -> str:
+    """A rating token as emails sent before version 2 carry it (one HMAC per link)."""
+    import base64
+    import hashlib
+    import hmac
+
+    ident = subscriber_id.encode()
+    payload = bytes([1, len(ident)]) + ident + {1: b"\x01", -1: b"\xff", 0: b"\x00"}[vote] + paper_key.encode()
+    tag = hmac.new(derive_key(secret, "rate"), b"digest/rate\x00" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("vote", [1, -1, 0])
+def test_links_in_emails_sent_before_version_2_still_verify(vote: int) -> None:
+    old = _v1_rating_token("alice", "arxiv:2510.01234", vote, SECRET)
+    assert old.startswith("AQVhbGljZ")  # version 1, a five-byte id: "alice"
+    assert verify_rating_token(old, SECRET) == ("alice", "arxiv:2510.01234", vote)
+    assert verify_rating_token(old, b"new", old_secrets=[SECRET]) == ("alice", "arxiv:2510.01234", vote)
+    assert verify_rating_token(old, b"another secret") is None
+
+
+def test_a_papers_two_links_come_from_one_hmac_and_each_vote_is_signed() -> None:
+    """Version 2: "more like this" carries the first half of the paper's HMAC, "not for me" the
+    second; neither tag is valid for the other vote, nor for clearing, nor as a version 1 token."""
+    import base64
+
+    links = RatingLinks("https://digest.example.org", "alice", SECRET)
+    up, down = links.pair("arxiv:2510.01234")
+    assert (up, down) == (links("arxiv:2510.01234", 1), links("arxiv:2510.01234", -1))
+    assert verify_rating_token(up.rsplit("/", 1)[1], SECRET) == ("alice", "arxiv:2510.01234", 1)
+    assert verify_rating_token(down.rsplit("/", 1)[1], SECRET) == ("alice", "arxiv:2510.01234", -1)
+
+    def raw(url: str) -> bytes:
+        token = url.rsplit("/", 1)[1]
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+
+    def token(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    a, b = raw(up), raw(down)
+    assert a[0] == 2 and a[:-16] != b[:-16] and a[-16:] != b[-16:]
+    vote_at = 2 + len("alice")
+    for body, tag in ((a[:-16], b[-16:]), (b[:-16], a[-16:])):  # a vote with the other vote's tag
+        assert verify_rating_token(token(body + tag), SECRET) is None
+    for tag in (a[-16:], b[-16:]):  # clearing with either tag
+        assert verify_rating_token(token(a[:vote_at] + b"\x00" + a[vote_at + 1 : -16] + tag), SECRET) is None
+    assert verify_rating_token(token(b"\x01" + a[1:]), SECRET) is None  # relabelled as version 1
+    clear = make_rating_token("alice", "arxiv:2510.01234", 0, SECRET)
+    assert verify_rating_token(clear, SECRET) == ("alice", "arxiv:2510.01234", 0)

@@ -23,12 +23,12 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from digest.config.yamlfile import load_yaml
+from digest.config.yamlfile import load_yaml, parse_yaml_bytes
 from digest.errors import Problem
 from digest.models import FREQUENCIES, Keyword, Subscription
 from digest.sources.text import scrub
 
-__all__ = ["SubscriptionFile", "LoadResult", "FileCache", "load_subscriptions", "load_subscription"]
+__all__ = ["SubscriptionFile", "LoadResult", "FileCache", "load_subscriptions", "load_subscription", "parse_subscription"]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -182,6 +182,7 @@ class LoadResult:
         return not self.problems
 
 
+_BAD_ID = "file name must be the subscriber id: letters, digits, '.', '_' or '-'"
 _BACKUP_SUFFIXES = ("~", ".bak", ".swp", ".orig", ".tmp")
 
 
@@ -218,12 +219,29 @@ def load_subscription(
     """One file: its Subscription, or the list of its problems."""
     sub_id = path.stem
     if not ID_PATTERN.match(sub_id):
-        msg = "file name must be the subscriber id: letters, digits, '.', '_' or '-'"
-        return [Problem(str(path), None, "-", msg)]
+        return [Problem(str(path), None, "-", _BAD_ID)]
     try:
         doc = load_yaml(path)
     except ValueError as exc:
         return [exc.args[0]]
+    return _from_doc(doc, sub_id, path, source_names)
+
+
+def parse_subscription(
+    data: bytes, path: Path, source_names: Iterable[str] | None = None
+) -> Subscription | list[Problem]:
+    """As `load_subscription`, from the bytes of the file at `path`, already read (the
+    preferences page reads a file once, for its content and its version)."""
+    if not ID_PATTERN.match(path.stem):
+        return [Problem(str(path), None, "-", _BAD_ID)]
+    try:
+        doc = parse_yaml_bytes(data, str(path))
+    except ValueError as exc:
+        return [exc.args[0]]
+    return _from_doc(doc, path.stem, path, source_names)
+
+
+def _from_doc(doc: Any, sub_id: str, path: Path, source_names: Iterable[str] | None) -> Subscription | list[Problem]:
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a subscription file must be a mapping with at least `email:`")]
     # Every problem of the file in one pass: the schema's and the unknown source names together.

@@ -22,7 +22,7 @@ import yaml
 
 from digest.errors import Problem
 
-__all__ = ["YamlDoc", "load_yaml", "parse_yaml", "MAX_BYTES"]
+__all__ = ["YamlDoc", "load_yaml", "parse_yaml", "parse_yaml_bytes", "MAX_BYTES"]
 
 Loc = tuple[str | int, ...]
 
@@ -84,12 +84,20 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> YamlDoc:
     try:
         with path.open("rb") as f:
             data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise ValueError(Problem(str(path), None, "-", f"file larger than {max_bytes // 1024} KiB; not read"))
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ValueError(Problem(str(path), None, "-", f"cannot read file: {exc}")) from None
-    return parse_yaml(text, str(path))
+    return parse_yaml_bytes(data, str(path), max_bytes)
+
+
+def parse_yaml_bytes(data: bytes, path: str, max_bytes: int = MAX_BYTES) -> YamlDoc:
+    """As `load_yaml`, from a file's bytes already read (the same size limit and UTF-8 check)."""
+    if len(data) > max_bytes:
+        raise ValueError(Problem(path, None, "-", f"file larger than {max_bytes // 1024} KiB; not read"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(Problem(path, None, "-", f"cannot read file: {exc}")) from None
+    return parse_yaml(text, path)
 
 
 def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:

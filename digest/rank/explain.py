@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from ..models import Match, Paper
@@ -33,9 +34,14 @@ _SEEN = ("title", "abstract", "summary")  # what the email shows (the snippet is
 def _where(matches: Sequence[Match]) -> tuple[str, ...]:
     """Where a term was found, for the reader: at most the two first places the email shows
     (title, abstract, AI summary); the others only when it is in none of those."""
-    fields = sorted({m.field for m in matches if m.field != "semantic"}, key=lambda f: (_FIELD_ORDER.get(f, 99), f))
-    seen = [f for f in fields if f in _SEEN]
-    return tuple(seen[:2] if seen else fields)
+    return _where_fields(frozenset([m.field for m in matches]))
+
+
+@functools.lru_cache(maxsize=256)
+def _where_fields(fields: frozenset[str]) -> tuple[str, ...]:
+    ordered = sorted(fields - {"semantic"}, key=lambda f: (_FIELD_ORDER.get(f, 99), f))
+    seen = [f for f in ordered if f in _SEEN]
+    return tuple(seen[:2] if seen else ordered)
 
 
 def why_line(ordered_terms: Sequence[str], by_term: dict[str, list[Match]], paper: Paper) -> str:
@@ -43,13 +49,14 @@ def why_line(ordered_terms: Sequence[str], by_term: dict[str, list[Match]], pape
     terms (as they wrote them), strongest first, grouped by where they were found; no counts
     (the snippet shows them highlighted), no in-house words.
 
-    ``ordered_terms``: the matched terms, strongest first.
+    ``ordered_terms``: the matched terms, strongest first (each once).
     """
-    lexical = [t for t in ordered_terms if _where(by_term[t])]
-    semantic = [t for t in ordered_terms if t not in lexical]
+    places = {t: _where(by_term[t]) for t in ordered_terms}
+    lexical = [t for t in ordered_terms if places[t]]
+    semantic = [t for t in ordered_terms if not places[t]]
     groups: dict[tuple[str, ...], list[str]] = {}
     for term in lexical[:_MAX_TERMS]:
-        groups.setdefault(_where(by_term[term]), []).append(term)
+        groups.setdefault(places[term], []).append(term)
     parts = [f"{_join(terms)}, in the {_join([_FIELD_WORD.get(f, f) for f in where])}" for where, terms in groups.items()]
     if len(lexical) > _MAX_TERMS:
         extra = len(lexical) - _MAX_TERMS

@@ -58,13 +58,22 @@ def _features(text: str, counts: Counter, repeat: int = 1) -> None:
         prev = s if tok.joins_next else None
 
 
+# np.log of each count, computed once per count (a call on a Python int costs ~1 µs; the same
+# np.float64 comes back, so every vector is bit for bit what it was)
+_LOGS: dict[int, np.float64] = {}
+
+
 def _encode(counts: Counter) -> bytes:
     if not counts:
         return b""
     acc: dict[int, float] = {}
+    logs = _LOGS
     for feat, c in counts.items():
         i = zlib.crc32(feat.encode("utf-8")) & (DIM - 1)
-        acc[i] = acc.get(i, 0.0) + 1.0 + np.log(c)
+        log = logs.get(c)
+        if log is None:
+            log = logs[c] = np.log(c)
+        acc[i] = acc.get(i, 0.0) + 1.0 + log
     idx = np.fromiter(sorted(acc), np.int32, len(acc))
     val = np.array([acc[i] for i in idx.tolist()], np.float64)
     val /= np.sqrt(val @ val)

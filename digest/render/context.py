@@ -98,20 +98,34 @@ class MoreView:
 
 # (paper key, vote) -> the signed rating URL (digest.tokens.RatingLinks)
 RateLinks = Callable[[str, int], str]
+# paper key -> its ("more like this", "not for me") URLs
+RatePairs = Callable[[str], tuple[str | None, str | None]]
 
 
 _RATE_URL = re.compile(r"https?://[^\s\"'<>]+/rate/[A-Za-z0-9_-]+")
+_RATE_BASE = re.compile(r"https?://[^\s\"'<>]+/rate/")
 
 
-def _rate_urls(links: RateLinks | None, key: str) -> tuple[str | None, str | None]:
+def _rate_urls(links: RateLinks, key: str) -> tuple[str | None, str | None]:
     """The paper's two signed links. They are `<public_url>/rate/<base64url token>`: one regular
     expression checks them (the general `safe_url` parse cost 1.2 ms a digest for 50 links)."""
-    if links is None:
-        return None, None
     up, down = links(key, 1), links(key, -1)
     if not (_RATE_URL.fullmatch(up) and _RATE_URL.fullmatch(down)):
         return safe_url(up), safe_url(down)
     return up, down
+
+
+def _rate_pairs(links: RateLinks | None) -> RatePairs | None:
+    """paper key -> its two signed links, or None without rating links. A RatingLinks makes both
+    from one HMAC (`pair`) under one base URL, checked once here (its tokens are base64url by
+    construction); any other callable's URLs are checked link by link."""
+    if links is None:
+        return None
+    pair = getattr(links, "pair", None)
+    base = getattr(links, "base", None)
+    if pair is not None and isinstance(base, str) and _RATE_BASE.fullmatch(base):
+        return pair
+    return functools.partial(_rate_urls, links)
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -238,10 +252,10 @@ def _highlighted(text: str, forms: tuple[str, ...]) -> Markup:
     return highlight_forms(text, forms) if forms else escape(text)
 
 
-def _paper_view(number: int, sp: ScoredPaper, year: int, links: RateLinks | None = None) -> PaperView:
+def _paper_view(number: int, sp: ScoredPaper, year: int, pairs: RatePairs | None = None) -> PaperView:
     parts = _parts(sp.paper, year)
     forms = tuple(sorted({f for m in sp.matches for f in m.forms}))
-    up, down = _rate_urls(links, sp.paper.key)
+    up, down = pairs(sp.paper.key) if pairs is not None else (None, None)
     label, snippet = choose_snippet(sp.paper.ai_summary, sp.paper.abstract, forms)
     return PaperView(
         number=number,
@@ -312,16 +326,19 @@ def build_context(
     now: dt.datetime,
     site_name: str = "Paper Digest",
     rating_links: RateLinks | None = None,
+    manage_url: str | None = None,
 ) -> dict[str, Any]:
     """The single context for subject, text and HTML; with `rating_links`, every paper (shown or
-    listed as "and N more") carries its "more like this" / "not for me" URLs."""
+    listed as "and N more") carries its "more like this" / "not for me" URLs; with `manage_url`,
+    the footer links to the reader's "Edit your interests" page."""
     sub = edition.subscription
-    papers = [_paper_view(i, sp, now.year, rating_links) for i, sp in enumerate(edition.papers, 1)]
+    pairs = _rate_pairs(rating_links)
+    papers = [_paper_view(i, sp, now.year, pairs) for i, sp in enumerate(edition.papers, 1)]
     more_total = max(edition.more, len(edition.more_papers))
     more = []
     for sp in edition.more_papers[:MORE_SHOWN]:
         parts = _parts(sp.paper, now.year)
-        up, down = _rate_urls(rating_links, sp.paper.key)
+        up, down = pairs(sp.paper.key) if pairs is not None else (None, None)
         more.append(MoreView(shorten(parts.title, 160), parts.url, shorten(clean(sp.why), 120), up, down))
     interests = _interests(sub)
     total = len(papers) + more_total
@@ -370,6 +387,7 @@ def build_context(
         "empty": not papers,
         "reason": reason,
         "unsubscribe_url": unsubscribe_url,
+        "manage_url": safe_url(manage_url) if manage_url else None,
         "rating": rating_links is not None,
         "name": clean(sub.name),
         "email": email,

@@ -82,6 +82,10 @@ def _window(abstract: str, first: int) -> str:
     return text
 
 
+# Readers with the same interests get the same snippet of a paper: (summary, abstract, forms) ->
+# snippet is pure, so it is kept (10,000 readers of the send benchmark: 110,000 snippets, 31,500
+# different ones). The key holds the paper's own strings, so an entry costs little beyond its text.
+@functools.lru_cache(maxsize=32768)
 def choose_snippet(summary: str | None, abstract: str, forms: tuple[str, ...]) -> Snippet:
     """(label, text) of the snippet for one reader's matched ``forms`` (see the module doc)."""
     ai = shorten(_cleaned(summary or "", SUMMARY_MAX), SUMMARY_MAX)
