@@ -255,14 +255,17 @@ class ManageToken(NamedTuple):
 
 
 class ManageLinks:
-    """``links(subscriber_id)`` is ``<public_url>/manage/<token>``, valid until ``now + ttl``.
+    """``links(subscriber_id)`` is ``<public_url>/manage/<token>``, valid until the end of the
+    UTC day of ``now + ttl``.
     One per run: the derived key is computed once."""
 
     __slots__ = ("base", "_expiry", "_mac")
 
     def __init__(self, public_url: str, secret: bytes, *, now: dt.datetime, ttl: dt.timedelta = MANAGE_TTL) -> None:
         self.base = f"{public_url.rstrip('/')}/manage/"
-        expires = int((now + ttl).timestamp())
+        # until the end of that UTC day: every message of a run (and a dry-run preview made the
+        # same day) carries the same link, whatever second it was built in
+        expires = -(-int((now + ttl).timestamp()) // 86400) * 86400
         self._expiry = bytes([TOKEN_VERSION]) + expires.to_bytes(_EXPIRY_BYTES, "big")
         self._mac = hmac.new(derive_key(secret, "manage"), _MANAGE_CONTEXT, hashlib.sha256)
 

@@ -203,8 +203,12 @@ def test_manage_tokens() -> None:
     assert url.startswith("https://d.example.org/manage/")
     token = url.rsplit("/", 1)[1]
     found = verify_manage_token(token, SECRET)
-    assert found.subscriber_id == "alice" and not found.expired(NOW + MANAGE_TTL - dt.timedelta(seconds=1))
-    assert found.expired(NOW + MANAGE_TTL + dt.timedelta(seconds=1))
+    end_of_day = dt.datetime.combine((NOW + MANAGE_TTL).date() + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    assert found.subscriber_id == "alice" and not found.expired(end_of_day - dt.timedelta(seconds=1))
+    assert found.expired(end_of_day + dt.timedelta(seconds=1))
+    # the same day's runs carry the same link, whatever the second (a preview and the send alike)
+    later = ManageLinks("https://d.example.org/", SECRET, now=NOW + dt.timedelta(hours=17, seconds=59))("alice")
+    assert later == url
     assert verify_manage_token(token, b"k" * 32) is None
     assert verify_manage_token(token, b"k" * 32, old_secrets=[SECRET]) == found  # key rotation
     altered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
