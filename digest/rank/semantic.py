@@ -37,7 +37,7 @@ __all__ = ["SemanticMatcher", "available", "INSTALL_HINT", "DENSE_MODEL", "paper
 
 INSTALL_HINT = "pip install 'paper-digest-mailer[semantic]'"
 DENSE_MODEL = "all-MiniLM-L6-v2"  # the name a stored embedding is kept under (digest/ratings.py)
-DIM = 384
+DIM = 384  # all-MiniLM-L6-v2 gives 384 numbers a text
 SCALE = 20.0
 FLOOR = 0.2
 WITH_MENTION = 0.4
@@ -92,7 +92,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
         for d, v in zip(missing, vecs):
             _CACHE[d] = np.asarray(v, dtype=np.float32)
     if not texts:
-        return np.zeros((0, 384), np.float32)
+        return np.zeros((0, DIM), np.float32)
     return np.stack([_CACHE[d] for d in digests])
 
 
