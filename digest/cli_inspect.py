@@ -161,8 +161,7 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
     import asyncio
 
     from digest.pipeline import gather, local_date, plan
-    from digest.rank import Ranker
-    from digest.ratings import load_ratings, paper_dense, paper_vectors
+    from digest.ratings import load_ratings, ranker_for
     from digest.store import open_store
 
     with edge():
@@ -174,12 +173,10 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
         try:
             seen = store.seen(sub.id)
             last = store.editions(sub.id, limit=1)
-            vectors, _ = paper_vectors(store, papers, now=now)
-            dense = paper_dense(store, papers)[0] if settings.semantic else None
+            ranker = ranker_for(store, papers, now=now, semantic=settings.semantic)
             rated = load_ratings(store, [sub.id])[sub.id]
         finally:
             store.close()
-        ranker = Ranker(papers, now=now, semantic=settings.semantic, vectors=vectors, dense=dense)
         edition = plan(
             dataclasses.replace(sub, max_papers=10**9), ranker, seen=seen, papers=papers,
             edition_date=local_date(sub, now), rated=rated,

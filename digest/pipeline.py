@@ -33,7 +33,7 @@ from digest.editions import Builder, BuildProcess, Built, Item, build_in_process
 from digest.errors import DigestError, Problem, StoreError
 from digest.models import Edition, Paper, RatedPaper, ScoredPaper, SourceResult, SourceSpec, Subscription
 from digest.rank import Ranker
-from digest.ratings import load_ratings, paper_dense, paper_vectors
+from digest.ratings import load_ratings, ranker_for
 from digest.runstate import Delivery, Outcome
 from digest.schedule import fire_time
 from digest.store import Store
@@ -96,9 +96,7 @@ async def send_editions(
     batch (in a helper process for large runs), claimed in one transaction, then handed to
     `mailer.concurrency` senders; accepted messages are recorded by a group commit (dispatch.py).
     """
-    vectors, _ = paper_vectors(delivery.store, papers, now=now)  # embeds only papers new to the store
-    dense = paper_dense(delivery.store, papers)[0] if semantic else None  # likewise, with the extra
-    ranker = Ranker(papers, now=now, semantic=semantic, vectors=vectors, dense=dense)
+    ranker = ranker_for(delivery.store, papers, now=now, semantic=semantic)
     state = delivery.store.subscribers()
     seen_by_sub = delivery.store.seen_many([s.id for s in subs], among={p.key for p in papers})
     rated_by_sub = load_ratings(delivery.store, [s.id for s in subs])

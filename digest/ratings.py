@@ -11,12 +11,43 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from digest.models import Paper, RatedPaper
 from digest.store import Store
 
-__all__ = ["paper_vectors", "paper_dense", "load_ratings", "EMBEDDED", "DENSE_EMBEDDED"]
+if TYPE_CHECKING:
+    from digest.rank import Ranker
+    from digest.rank.model import DocFreq
+
+__all__ = ["ranker_for", "paper_vectors", "paper_dense", "background", "load_ratings", "EMBEDDED", "DENSE_EMBEDDED"]
 
 log = logging.getLogger("digest.ratings")
+
+BACKGROUND = 5000
+"""How many of the newest stored papers the model's idf is taken from: at a few hundred papers a
+day, weeks of them, so a word common this month counts as common; reading them costs ~0.1 s."""
+
+
+def ranker_for(store: Store, papers: Sequence[Paper], *, now: dt.datetime, semantic: bool) -> Ranker:
+    """The Ranker of these papers as every run, `digest rank` and the preview build it: the
+    papers' stored vectors (new ones embedded and kept), the idf background of the store's newest
+    papers, and with the semantic extra the stored dense embeddings."""
+    from digest.rank import Ranker
+
+    vectors, _ = paper_vectors(store, papers, now=now)  # embeds only papers new to the store
+    dense = paper_dense(store, papers)[0] if semantic else None  # likewise, with the extra
+    return Ranker(papers, now=now, semantic=semantic, vectors=vectors, dense=dense, doc_freq=background(store))
+
+
+def background(store: Store) -> DocFreq | None:
+    """Document frequencies of the vector features over the store's newest BACKGROUND papers
+    (None when it holds none): what makes a word rare or common for the per-reader model."""
+    from digest.rank.model import document_frequencies
+    from digest.rank.vectors import VECTOR_MODEL
+
+    blobs = store.newest_vectors(VECTOR_MODEL, BACKGROUND)
+    return document_frequencies(blobs) if blobs else None
 
 
 class _Counter:

@@ -148,13 +148,9 @@ class ServiceManage:
         """One Ranker per fetch (its indexes are the costly part), reused by every preview."""
         if self._ranker is not None and self._ranker[0] is papers:
             return self._ranker[1]
-        from digest.rank import Ranker
-        from digest.ratings import paper_dense, paper_vectors
+        from digest.ratings import ranker_for
 
-        store, semantic = self.service.store, self.service.settings.semantic
-        vectors, _ = paper_vectors(store, papers, now=now)
-        dense = paper_dense(store, papers)[0] if semantic else None
-        ranker = Ranker(papers, now=now, semantic=semantic, vectors=vectors, dense=dense)
+        ranker = ranker_for(self.service.store, papers, now=now, semantic=self.service.settings.semantic)
         self._ranker = (papers, ranker)
         return ranker
 

@@ -141,3 +141,35 @@ def test_a_paper_the_reader_was_sent_can_be_rated_after_it_left_the_sources(run_
     (run_dir / "config" / "examples" / "arxiv_rss_cs_CL.xml").unlink()
     result = digest(run_dir, "rate", "alice", "--up", key)
     assert result.exit_code == 0, result.output
+
+
+def test_rank_shows_a_rated_readers_next_email_in_its_order(run_dir: Path, smtpd: SmtpServer) -> None:
+    """`digest rank` builds its Ranker as the send does (stored vectors, the store's idf background),
+    so what it prints for a reader with ratings is the email they get, paper for paper."""
+    configure(run_dir, smtpd)
+    rows = ranked(run_dir, "alice")
+    assert digest(run_dir, "rate", "alice", "--up", rows[0]["paper_id"], "--up", rows[1]["paper_id"],
+                  "--down", rows[-1]["paper_id"]).exit_code == 0  # fmt: skip
+    expected = [r["paper_id"] for r in ranked(run_dir, "alice")]
+    result = digest(run_dir, "send", "--date", DAY, "--json")
+    assert result.exit_code == 0, result.output
+    store = open_store("sqlite:///data/digest.db", read_only=True)
+    secret, _ = store.secret(), store.close()
+    (message,) = [m for m in smtpd.handler.messages if m["To"].addresses[0].username == "alice"]  # type: ignore[union-attr]
+    in_email = list(dict.fromkeys(verify_rating_token(t, secret)[1] for t in RATE_LINK.findall(parts(message)[0])))
+    assert in_email and in_email == expected[: len(in_email)]
+
+
+def test_the_models_idf_comes_from_the_newest_stored_papers(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from digest.rank.model import document_frequencies
+    from digest.rank.vectors import VECTOR_MODEL
+
+    assert digest(run_dir, "rank", "--user", "alice").exit_code == 0  # stores the day's vectors
+    monkeypatch.setattr(ratings, "BACKGROUND", 3)
+    store = open_store("sqlite:///data/digest.db", read_only=True)
+    try:
+        df, n = ratings.background(store)  # type: ignore[misc]
+        newest = store.newest_vectors(VECTOR_MODEL, 3)
+        assert n == 3 and (df == document_frequencies(newest)[0]).all()
+    finally:
+        store.close()

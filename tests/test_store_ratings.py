@@ -61,6 +61,16 @@ def test_many_keys_at_once(store: Store) -> None:
     assert len(got) == 1200 and got["arxiv:1199"] == (1199).to_bytes(4, "big")
 
 
+def test_newest_vectors_are_the_latest_stored_papers_of_the_model(store: Store) -> None:
+    assert store.newest_vectors("m", 10) == []
+    for day in range(5):  # one paper a day, the oldest first
+        store.save_vectors("m", [(f"arxiv:{day}", f"Paper {day}", bytes([day]))], now=NOW + dt.timedelta(days=day))
+    store.save_vectors("other", [("arxiv:9", "Another model's", b"x")], now=NOW + dt.timedelta(days=9))
+    assert store.newest_vectors("m", 3) == [b"\x04", b"\x03", b"\x02"]
+    assert store.newest_vectors("m", 100) == [bytes([d]) for d in (4, 3, 2, 1, 0)]
+    assert store.newest_vectors("other", 3) == [b"x"]
+
+
 def test_votes_last_wins_zero_removes_and_rate_returns_the_previous_vote(store: Store) -> None:
     store.save_vectors("m", [("arxiv:1", "Task arithmetic", b"v1")], now=NOW)
     assert store.rate("alice", "arxiv:1", 1, now=NOW) == 0

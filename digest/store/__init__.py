@@ -169,6 +169,11 @@ class Store(Protocol):
         """The stored vectors of `model` for those of `keys` that have one."""
         ...
 
+    def newest_vectors(self, model: str, limit: int) -> list[bytes]:
+        """The stored vectors of `model` of the `limit` papers stored last (fewer if the store holds
+        fewer): the background the per-reader model takes its idf from."""
+        ...
+
     def save_dense(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
         """Keep (paper key, dense embedding) of `model` (the semantic extra) beside the paper's
         stored vector; a paper with no stored row is skipped. Read-only: nothing."""

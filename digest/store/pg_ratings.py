@@ -97,6 +97,17 @@ class PostgresRatings:
         )
         return {r["paper_key"]: bytes(r["vector"]) for r in rows}
 
+    def newest_vectors(self, model: str, limit: int) -> list[bytes]:
+        if not self._v2():
+            return []
+        rows = self._call(
+            lambda c, _: c.execute(
+                "SELECT vector FROM papers WHERE model = %s ORDER BY first_seen DESC, paper_key COLLATE \"C\" LIMIT %s",
+                (model, limit),
+            ).fetchall()
+        )
+        return [bytes(r["vector"]) for r in rows]
+
     def _v4(self) -> bool:
         """Whether papers have the dense columns (see `_v2`)."""
         ready = getattr(self, "_v4_ready", None)

@@ -71,6 +71,9 @@ SCHEMA: dict[int, list[str]] = {
     # The semantic extra's dense embedding of a paper, kept beside its stored vector (and pruned
     # with it): a run, a `digest rank` or a replica never runs the model on a paper twice.
     4: ["ALTER TABLE papers ADD COLUMN dense_model TEXT", "ALTER TABLE papers ADD COLUMN dense BYTEA"],
+    # The per-reader model's idf background is the newest stored papers (`newest_vectors`); the
+    # daily prune deletes papers by the same column.
+    5: ["CREATE INDEX IF NOT EXISTS papers_first_seen ON papers(first_seen)"],
 }
 SCHEMA_VERSION = max(SCHEMA)
 

@@ -66,6 +66,14 @@ class SqliteRatings:
             out.update((key, bytes(vector)) for key, vector in rows)
         return out
 
+    def newest_vectors(self, model: str, limit: int) -> list[bytes]:
+        if not self._v2():
+            return []
+        rows = self._db.execute(
+            "SELECT vector FROM papers WHERE model=? ORDER BY first_seen DESC, paper_key LIMIT ?", (model, limit)
+        )
+        return [bytes(vector) for (vector,) in rows]
+
     def _v4(self) -> bool:
         """Whether papers have the dense columns (see `_v2`)."""
         ready = getattr(self, "_v4_ready", None)
