@@ -58,20 +58,13 @@ SELECT r.subscriber_id, r.paper_key, r.vote, r.rated_at, p.title, p.model, p.vec
 
 class PostgresRatings:
     read_only: bool
+    _schema: int  # the schema version the store works with (PostgresStore)
 
     def _call(self, fn: Callable[[Any, bool], T]) -> T: ...  # provided by PostgresStore
 
     def _v2(self) -> bool:
         """Whether the tables exist (a read-only store does not migrate an older database)."""
-        ready = getattr(self, "_v2_ready", None)
-        if ready is None:
-            if getattr(self, "_empty", False):
-                ready = False
-            else:
-                row = self._call(lambda c, _: c.execute("SELECT to_regclass('ratings') IS NOT NULL AS present").fetchone())
-                ready = bool(row and row["present"])
-            self._v2_ready = ready
-        return ready
+        return self._schema >= 2
 
     def save_vectors(self, model: str, rows: Sequence[tuple[str, str, bytes]], *, now: dt.datetime) -> None:
         if self.read_only or not rows:
@@ -110,18 +103,7 @@ class PostgresRatings:
 
     def _v4(self) -> bool:
         """Whether papers have the dense columns (see `_v2`)."""
-        ready = getattr(self, "_v4_ready", None)
-        if ready is None:
-            if getattr(self, "_empty", False) or not self._v2():
-                ready = False
-            else:
-                row = self._call(lambda c, _: c.execute(
-                    "SELECT count(*) AS n FROM information_schema.columns "
-                    "WHERE table_name = 'papers' AND column_name = 'dense' AND table_schema = current_schema()"
-                ).fetchone())
-                ready = bool(row and row["n"])
-            self._v4_ready = ready
-        return ready
+        return self._schema >= 4
 
     def save_dense(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
         if self.read_only or not rows:

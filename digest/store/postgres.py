@@ -54,14 +54,13 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._ephemeral_secret: bytes | None = None
-        self._empty = False  # read-only on a database with no schema yet: an empty store
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._conn = self._connect()
-        if read_only:
-            version = self._call(self._version)
-            self._empty = version == 0
-        else:
+        if not read_only:
             self._call(self._migrate)
+        # the schema this store works with: read-only, an older database's is not migrated
+        self._schema = self._call(self._version) if read_only else SCHEMA_VERSION
+        self._empty = self._schema == 0  # read-only on a database with no schema yet: an empty store
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, read_only={self.read_only})"
@@ -124,7 +123,14 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
 
     @staticmethod
     def _version(conn: psycopg.Connection[dict[str, Any]], retried: bool = False) -> int:
-        row = conn.execute("SELECT to_regclass('meta') IS NOT NULL AS present").fetchone()
+        # pg_tables, not to_regclass: a replica that waited for the migration lock inside its
+        # transaction still has the name cache of before the other replica's migration (it takes
+        # no table lock, so no invalidation is read), where `meta` may not exist yet; a catalog
+        # query takes a fresh snapshot per statement and sees the committed migration.
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = 'meta') AS present"
+        ).fetchone()
         if not row or not row["present"]:
             return 0
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -144,7 +150,7 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
                 if target <= version:
                     continue
                 for statement in statements:  # idempotent, as every CREATE ... IF NOT EXISTS
-                    conn.execute(statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS "))
+                    conn.execute(statement)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
