@@ -24,7 +24,6 @@ Same schema and semantics as the SQLite store (digest.store.sql). What differs:
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -33,12 +32,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from digest.errors import StoreError
-from digest.store import EditionRecord, SentEdition, SubscriberState
+from digest.store import EditionRecord, SentEdition
 from digest.store.pg_ratings import PostgresRatings
+from digest.store.pg_readers import PostgresReaders
 from digest.store.pg_upkeep import PostgresUpkeep
 from digest.store.pg_sql import CLAIM, MARK_SENT, TAKE_OVER, UPSERT_STATUS, sent_params
 from digest.store.pg_url import redact, safe_url
-from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
+from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, row_to_edition, ts
 
 __all__ = ["PostgresStore", "redact"]
 
@@ -47,7 +47,7 @@ T = TypeVar("T")
 # pg_advisory_xact_lock key for migrations: any constant bigint, the same for every replica.
 MIGRATION_LOCK = 0x6469676573740001  # "digest" + 1
 
-class PostgresStore(PostgresRatings, PostgresUpkeep):
+class PostgresStore(PostgresReaders, PostgresRatings, PostgresUpkeep):
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._url = url
         self.url = safe_url(url)  # for display
@@ -343,90 +343,6 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
         }
         self._call(lambda c, _: c.execute(UPSERT_STATUS, params))
 
-    # -- subscribers ------------------------------------------------------------------------
-
-    def subscriber(self, subscriber_id: str) -> SubscriberState:
-        if self._empty:
-            return SubscriberState(subscriber_id)
-        row = self._call(
-            lambda c, _: c.execute("SELECT * FROM subscribers WHERE subscriber_id = %s", (subscriber_id,)).fetchone()
-        )
-        return _state(row) if row else SubscriberState(subscriber_id)
-
-    def subscribers(self) -> dict[str, SubscriberState]:
-        if self._empty:
-            return {}
-        rows = self._call(lambda c, _: c.execute("SELECT * FROM subscribers").fetchall())
-        return {r["subscriber_id"]: _state(r) for r in rows}
-
-    def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
-        if not self._write():
-            return False
-        cur = self._call(
-            lambda c, _: c.execute(
-                "INSERT INTO subscribers AS s (subscriber_id, unsubscribed_at) VALUES (%s, %s) "
-                "ON CONFLICT (subscriber_id) DO UPDATE SET unsubscribed_at = excluded.unsubscribed_at "
-                "WHERE s.unsubscribed_at IS NULL",
-                (subscriber_id, ts(now)),
-            )
-        )
-        return cur.rowcount > 0
-
-    def resubscribe(self, subscriber_id: str) -> bool:
-        if not self._write():
-            return False
-        cur = self._call(
-            lambda c, _: c.execute(
-                "UPDATE subscribers SET unsubscribed_at = NULL, suspended_at = NULL, suspended_reason = NULL "
-                "WHERE subscriber_id = %s AND (unsubscribed_at IS NOT NULL OR suspended_at IS NOT NULL)",
-                (subscriber_id,),
-            )
-        )
-        return cur.rowcount > 0
-
-    def suspend(self, subscriber_id: str, *, reason: str, now: dt.datetime) -> None:
-        if self._write():
-            self._call(
-                lambda c, _: c.execute(
-                    "INSERT INTO subscribers (subscriber_id, suspended_at, suspended_reason) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (subscriber_id) DO UPDATE SET suspended_at = excluded.suspended_at, "
-                    "suspended_reason = excluded.suspended_reason",
-                    (subscriber_id, ts(now), reason),
-                )
-            )
-
-    def permanent_failures_in_a_row(self, subscriber_id: str) -> int:
-        count = 0
-        for record in self.editions(subscriber_id, limit=50):
-            if record.status == "failed":
-                count += 1
-            elif record.status in ("sent", "expired"):
-                break
-        return count
-
-    # -- misc -------------------------------------------------------------------------------
-
-    def secret(self) -> bytes:
-        def run(conn: psycopg.Connection[dict[str, Any]], retried: bool) -> bytes | None:
-            if self._empty:
-                return None
-            query = "SELECT value FROM meta WHERE key = 'unsubscribe_secret'"
-            row = conn.execute(query).fetchone()
-            if row is None and self._write():  # first use by any replica creates it; all keep the first
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('unsubscribe_secret', %s) ON CONFLICT (key) DO NOTHING",
-                    (secrets.token_bytes(32).hex(),),
-                )
-                row = conn.execute(query).fetchone()
-            return bytes.fromhex(row["value"]) if row else None
-
-        value = self._call(run)
-        if value is not None:
-            return value
-        # dry-run with no secret yet: links in previews are not valid
-        self._ephemeral_secret = self._ephemeral_secret or secrets.token_bytes(32)
-        return self._ephemeral_secret
-
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -435,12 +351,3 @@ class PostgresStore(PostgresRatings, PostgresUpkeep):
                 except psycopg.Error:
                     pass
                 self._conn = None
-
-
-def _state(row: dict[str, Any]) -> SubscriberState:
-    return SubscriberState(
-        row["subscriber_id"],
-        parse_time(row["unsubscribed_at"]),
-        parse_time(row["suspended_at"]),
-        row["suspended_reason"],
-    )

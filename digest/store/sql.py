@@ -10,7 +10,7 @@ from typing import Any
 
 from digest.store import FINISHED, EditionRecord
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "PRUNE_BATCH", "FINISHED_IN", "ts", "parse_time", "row_to_edition", "owner_is_dead_here"]
+__all__ = ["FailureStreak", "SCHEMA", "SCHEMA_VERSION", "PRUNE_BATCH", "FINISHED_IN", "ts", "parse_time", "row_to_edition", "owner_is_dead_here"]
 
 # version -> statements that bring the schema from version-1 to version. Portable SQL (SQLite and
 # PostgreSQL); times are ISO 8601 UTC text, so they sort and compare as text on both engines.
@@ -79,6 +79,21 @@ SCHEMA_VERSION = max(SCHEMA)
 
 PRUNE_BATCH = 5000  # rows to a transaction of the daily prune: about 10 ms of SQLite's time
 FINISHED_IN = "(" + ", ".join(f"'{status}'" for status in FINISHED) + ")"  # SQL: status IN FINISHED_IN
+
+
+class FailureStreak:
+    """`permanent_failures_in_a_row`, the same on both stores (from their `editions`)."""
+
+    def editions(self, subscriber_id: str, limit: int = 10) -> list[EditionRecord]: ...  # the store's
+
+    def permanent_failures_in_a_row(self, subscriber_id: str) -> int:
+        count = 0
+        for record in self.editions(subscriber_id, limit=50):
+            if record.status == "failed":
+                count += 1
+            elif record.status in ("sent", "expired"):
+                break
+        return count
 
 
 def ts(moment: dt.datetime) -> str:

@@ -18,12 +18,13 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.store import EditionRecord, SentEdition, SubscriberState
+from digest.store import EditionRecord, SentEdition
 from digest.store.sqlite_file import (
     Transaction, connect, create, damage, is_empty, move_aside, problem, sidecars, store_errors,
     tidy_after_read_only, unusable,
 )
 from digest.store.sqlite_ratings import SqliteRatings
+from digest.store.sqlite_readers import SqliteReaders
 from digest.store.sqlite_upkeep import SqliteUpkeep
 from digest.store.sql import SCHEMA, SCHEMA_VERSION, owner_is_dead_here, parse_time, row_to_edition, ts
 
@@ -43,7 +44,7 @@ def path_from_url(url: str) -> Path | None:
 
 
 @store_errors
-class SqliteStore(SqliteRatings, SqliteUpkeep):
+class SqliteStore(SqliteReaders, SqliteRatings, SqliteUpkeep):
     def __init__(self, path: Path | None, *, read_only: bool = False, init: bool = False) -> None:
         self.path = path
         self.read_only = read_only
@@ -318,83 +319,10 @@ class SqliteStore(SqliteRatings, SqliteUpkeep):
             (subscriber_id, day, status, message_id, count, error, ts(now), ts(now)),
         )
 
-    # -- subscribers ----------------------------------------------------------------------
-
-    def subscriber(self, subscriber_id: str) -> SubscriberState:
-        row = self._db.execute("SELECT * FROM subscribers WHERE subscriber_id=?", (subscriber_id,)).fetchone()
-        return _state(row) if row else SubscriberState(subscriber_id)
-
-    def subscribers(self) -> dict[str, SubscriberState]:
-        return {r["subscriber_id"]: _state(r) for r in self._db.execute("SELECT * FROM subscribers")}
-
-    def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
-        if not self._write():
-            return False
-        with self._tx():
-            cur = self._db.execute(
-                "INSERT INTO subscribers(subscriber_id, unsubscribed_at) VALUES(?, ?) "
-                "ON CONFLICT(subscriber_id) DO UPDATE SET unsubscribed_at=excluded.unsubscribed_at "
-                "WHERE subscribers.unsubscribed_at IS NULL",
-                (subscriber_id, ts(now)),
-            )
-            return cur.rowcount > 0
-
-    def resubscribe(self, subscriber_id: str) -> bool:
-        if not self._write():
-            return False
-        cur = self._db.execute(
-            "UPDATE subscribers SET unsubscribed_at=NULL, suspended_at=NULL, suspended_reason=NULL "
-            "WHERE subscriber_id=? AND (unsubscribed_at IS NOT NULL OR suspended_at IS NOT NULL)",
-            (subscriber_id,),
-        )
-        return cur.rowcount > 0
-
-    def suspend(self, subscriber_id: str, *, reason: str, now: dt.datetime) -> None:
-        if self._write():
-            self._db.execute(
-                "INSERT INTO subscribers(subscriber_id, suspended_at, suspended_reason) VALUES(?, ?, ?) "
-                "ON CONFLICT(subscriber_id) DO UPDATE SET suspended_at=excluded.suspended_at, "
-                "suspended_reason=excluded.suspended_reason",
-                (subscriber_id, ts(now), reason),
-            )
-
-    def permanent_failures_in_a_row(self, subscriber_id: str) -> int:
-        count = 0
-        for record in self.editions(subscriber_id, limit=50):
-            if record.status == "failed":
-                count += 1
-            elif record.status in ("sent", "expired"):
-                break
-        return count
-
-    # -- misc -----------------------------------------------------------------------------
-
-    def secret(self) -> bytes:
-        row = self._db.execute("SELECT value FROM meta WHERE key='unsubscribe_secret'").fetchone()
-        if row:
-            return bytes.fromhex(row[0])
-        if not self._write():  # dry-run with no secret yet: links in previews are not valid
-            self._ephemeral_secret = self._ephemeral_secret or secrets.token_bytes(32)
-            return self._ephemeral_secret
-        value = secrets.token_bytes(32)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES('unsubscribe_secret', ?)", (value.hex(),)
-        )
-        return self.secret()
-
     def close(self) -> None:
         self._db.close()
         if self.read_only and self._left_sidecars:
             tidy_after_read_only(self.path)
-
-
-def _state(row: sqlite3.Row) -> SubscriberState:
-    return SubscriberState(
-        row["subscriber_id"],
-        parse_time(row["unsubscribed_at"]),
-        parse_time(row["suspended_at"]),
-        row["suspended_reason"],
-    )
 
 
 def worker_id() -> str:
