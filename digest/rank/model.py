@@ -72,8 +72,9 @@ feature, over n papers (every paper the service has seen); e.g. ``document_frequ
 
 def document_frequencies(blobs: Sequence[bytes | None]) -> DocFreq:
     """The DocFreq of these paper vectors (additive: sum the dfs and ns of two sets)."""
-    x = matrix(blobs)
-    return np.bincount(x.indices, minlength=DIM).astype(np.int64), x.shape[0]
+    parts = [np.frombuffer(b, "<i4", len(b) // 6) for b in blobs if b]  # a blob's indices come first
+    idx = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    return np.bincount(idx, minlength=DIM).astype(np.int64), len(blobs)
 
 
 class Pool:
