@@ -198,7 +198,7 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
                 "score": round(s.score, 4),
                 "matched": list(s.matched_terms),
                 "url": s.paper.url,
-                "via": s.via,  # what put it there: keywords | model | explore | trending | mention
+                "via": s.via,  # what put it there: keywords | model | explore | semantic | trending | mention
             }
             for s in chosen
         ]

@@ -132,7 +132,7 @@ class ScoredPaper:
     score: float
     matches: tuple[Match, ...] = ()
     why: str = "trending"  # one line: why this paper was chosen
-    via: str = "keywords"  # what put it there: "keywords" | "model" | "explore" | "trending"
+    via: str = "keywords"  # what put it there: "keywords" | "model" | "explore" | "semantic" | "trending" | "mention"
 
     @property
     def matched_terms(self) -> tuple[str, ...]:

@@ -165,6 +165,7 @@ def test_send_and_rank_with_semantic_true_read_the_stored_embeddings_back(
     assert f"dense embeddings: 0 embedded, {n} stored" in output and ratings.DENSE_EMBEDDED.last == 0
     assert [r["paper_id"] for r in stored_rows] == ["arxiv:2501.00001", "arxiv:2501.00002"]
     assert stored_rows[1]["matched"] in (["continual learning"], ["catastrophic forgetting"])  # semantic only
+    assert [r["via"] for r in stored_rows] == ["keywords", "semantic"]
 
     # ... and ranks exactly as a fresh project does with embeddings just computed.
     fresh = _semantic_project(tmp_path / "fresh")

@@ -102,7 +102,13 @@ class Results:
                 why = liked_why(title, explore=via == VIA_EXPLORE)
                 out.append(ScoredPaper(paper, score, matches, why, "explore" if via == VIA_EXPLORE else "model"))
                 continue
-            out.append(ScoredPaper(paper, score, matches, why, "keywords" if i < full else "mention"))
+            if i >= full:
+                via = "mention"
+            elif matches and all(m.field == "semantic" for m in matches):
+                via = "semantic"  # the semantic extra's: close in meaning, no keyword in it
+            else:
+                via = "keywords"
+            out.append(ScoredPaper(paper, score, matches, why, via))
         return out
 
     def liked_marks(self, sub: Subscription, papers: np.ndarray) -> dict[int, tuple[int, str]]:
