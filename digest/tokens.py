@@ -13,13 +13,17 @@ Rating tokens ("more like this" / "not for me" / undo) are signed with a key der
 secret for that one purpose (:func:`derive_key`), so a token of one kind is never valid as the
 other. A rating token is the unpadded URL-safe base64 of ``version | len(id) | id | vote | paper
 key | tag``: one byte each for the version, the id's length in UTF-8 bytes (at most 255) and the
-vote (``0x01`` up, ``0xff`` down, ``0x00`` clear). Version 2 (what is made now) signs a paper's two
-links with one HMAC: ``tag`` is a 16-byte half of HMAC-SHA256 with the derived key over a context
-string, the version, the id and the paper key: the first half for "more like this", the second
-for "not for me" (halves of a PRF's output are independent: one link's tag tells nothing of the
-other's, so the vote stays signed); a "clear" tag is the first half under another context string.
-Version 1 (emails sent before) signed each link on its own: the first 16 bytes of HMAC-SHA256
-over a context string and everything before the tag. Both verify.
+vote (``0x01`` up, ``0xff`` down, ``0x00`` clear). Version 2 signs a paper's two links with one
+HMAC: ``tag`` is a 16-byte half of HMAC-SHA256 with the derived key over a context string, the
+version, the id and the paper key: the first half for "more like this", the second for "not for
+me" (halves of a PRF's output are independent: one link's tag tells nothing of the other's, so
+the vote stays signed); a "clear" tag is the first half under another context string. Version 3
+(what is made now) is version 2 with the paper key packed: ``arxiv:2510.01234`` (16 bytes) as
+``0x80`` and the number 2510 * 100000 + 1234 in 4 bytes (``0x81`` and * 10000 for the 4-digit
+numbers of 2007-2014), any other key as its UTF-8 (which never starts with a byte 0x80-0xbf);
+the tag is over the packed bytes, so a token is 15 characters shorter. Version 1 (emails sent
+before version 2) signed each link on its own: the first 16 bytes of HMAC-SHA256 over a context
+string and everything before the tag. All three verify.
 
 "Edit your interests" tokens (``/manage/<token>``, digest/web_manage.py) carry the reader and an
 expiry: ``version | expiry (4 bytes, big-endian Unix seconds) | subscriber id | tag``, the tag
@@ -33,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -135,9 +140,11 @@ def unsubscribe_url(public_url: str, subscriber_id: str, secret: bytes) -> str:
 # -- rating tokens ------------------------------------------------------------------------------
 
 _RATE_CONTEXT = b"digest/rate\x00"  # version 1: one HMAC per link
-_RATE_CONTEXT_2 = b"digest/rate/2\x00"  # version 2: one HMAC per paper, its halves the up and down tags
-_RATE_CLEAR_CONTEXT_2 = b"digest/rate/2/clear\x00"  # version 2, vote 0 (the confirmation page's undo)
-RATE_VERSION = 2  # what RatingLinks makes; version 1 tokens (older emails) still verify
+# versions 2 and 3 (the version byte is part of what they sign): one HMAC per paper, its halves the up and down tags
+_RATE_CONTEXT_2 = b"digest/rate/2\x00"
+_RATE_CLEAR_CONTEXT_2 = b"digest/rate/2/clear\x00"  # vote 0 (the confirmation page's undo)
+RATE_VERSION = 3  # what RatingLinks makes; version 1 and 2 tokens (older emails) still verify
+_ARXIV_NEW = re.compile(r"arxiv:([0-9]{4})\.([0-9]{4,5})")  # [0-9]: \d matches any Unicode digit
 _VOTE_BYTE = {1: b"\x01", -1: b"\xff", 0: b"\x00"}
 _BYTE_VOTE = {1: 1, 0xFF: -1, 0: 0}
 
@@ -149,10 +156,31 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(bytes(secret), b"digest/derive\x00" + purpose.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=8192)  # the same papers go to many readers
+def _pack_paper(key: str) -> bytes:
+    """A paper key as version 3 carries it: a new-style arXiv key in 5 bytes, any other as UTF-8."""
+    m = _ARXIV_NEW.fullmatch(key)
+    if m is None:
+        return key.encode("utf-8")
+    yymm, number = m.groups()
+    packed = int(yymm) * 10 ** len(number) + int(number)  # < 2**30
+    return (b"\x80" if len(number) == 5 else b"\x81") + packed.to_bytes(4, "big")
+
+
+def _unpack_paper(raw: bytes) -> str:
+    """The paper key of `_pack_paper`'s bytes (UnicodeDecodeError for bytes it never makes)."""
+    if raw[:1] in (b"\x80", b"\x81") and len(raw) == 5:
+        digits = 5 if raw[0] == 0x80 else 4
+        yymm, number = divmod(int.from_bytes(raw[1:], "big"), 10**digits)
+        if yymm <= 9999:
+            return f"arxiv:{yymm:04d}.{number:0{digits}d}"
+    return raw.decode("utf-8")
+
+
 class RatingLinks:
     """The rating URLs of one reader's digest: ``links(paper_key, vote)`` is
     ``<public_url>/rate/<token>``, and ``links.pair(paper_key)`` the "more like this" and "not for
-    me" URLs of a paper from one HMAC (version 2 tokens). Cheap per link (the reader's part of the
+    me" URLs of a paper from one HMAC (version 3 tokens). Cheap per link (the reader's part of the
     MAC is computed once); pass a ``key`` from :func:`derive_key` (``"rate"``) to share that work
     across readers."""
 
@@ -174,7 +202,7 @@ class RatingLinks:
         return mac.digest()
 
     def token(self, paper_key: str, vote: int) -> str:
-        paper = paper_key.encode("utf-8")
+        paper = _pack_paper(paper_key)
         if vote == 0:
             tag = self._digest(self._clear, paper)[:_TAG_BYTES]
         else:
@@ -183,7 +211,7 @@ class RatingLinks:
 
     def pair(self, paper_key: str) -> tuple[str, str]:
         """(the "more like this" URL, the "not for me" URL) of a paper."""
-        paper = paper_key.encode("utf-8")
+        paper = _pack_paper(paper_key)
         digest = self._digest(self._mac, paper)
         return (
             self.base + _b64encode(self._head + b"\x01" + paper + digest[:_TAG_BYTES]),
@@ -195,7 +223,7 @@ class RatingLinks:
 
 
 def _half(digest: bytes, vote: int) -> bytes:
-    """A version 2 tag of an up (+1) or down (-1) vote: its half of the paper's HMAC."""
+    """A version 2 or 3 tag of an up (+1) or down (-1) vote: its half of the paper's HMAC."""
     return digest[:_TAG_BYTES] if vote == 1 else digest[_TAG_BYTES : 2 * _TAG_BYTES]
 
 
@@ -205,7 +233,7 @@ def make_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: byt
 
 
 def _rating_tag(secret: bytes, payload: bytes) -> bytes:
-    """The tag of a rating token's payload (everything before the tag), either version."""
+    """The tag of a rating token's payload (everything before the tag), any version."""
     key = derive_key(secret, "rate")
     if payload[0] == 1:
         return hmac.new(key, _RATE_CONTEXT + payload, hashlib.sha256).digest()[:_TAG_BYTES]
@@ -219,11 +247,11 @@ def _rating_tag(secret: bytes, payload: bytes) -> bytes:
 def verify_rating_token(
     token: str, secret: bytes, *, old_secrets: Iterable[bytes] = ()
 ) -> tuple[str, str, int] | None:
-    """(subscriber id, paper key, vote) of a rating token (version 1 or 2) signed with ``secret``
+    """(subscriber id, paper key, vote) of a rating token (version 1, 2 or 3) signed with ``secret``
     (or one of ``old_secrets``), else None; never raises on a bad token."""
     _check_secret(secret)
     raw = _b64decode(token)
-    if raw is None or len(raw) < 4 + _TAG_BYTES or raw[0] not in (TOKEN_VERSION, RATE_VERSION):
+    if raw is None or len(raw) < 4 + _TAG_BYTES or raw[0] not in (1, 2, RATE_VERSION):
         return None
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
     n = payload[1]
@@ -231,8 +259,10 @@ def verify_rating_token(
         return None
     if not _signed_by_any(tag, (secret, *old_secrets), lambda key: _rating_tag(key, payload)):
         return None
+    paper = payload[3 + n :]
     try:
-        return payload[2 : 2 + n].decode("utf-8"), payload[3 + n :].decode("utf-8"), _BYTE_VOTE[payload[2 + n]]
+        key = _unpack_paper(paper) if raw[0] == 3 else paper.decode("utf-8")
+        return payload[2 : 2 + n].decode("utf-8"), key, _BYTE_VOTE[payload[2 + n]]
     except UnicodeDecodeError:  # pragma: no cover - only reachable with a valid tag
         return None
 

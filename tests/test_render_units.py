@@ -199,7 +199,7 @@ def test_style_block_keeps_only_media_queries(renderer: Renderer) -> None:
         depth -= ch == "}"
     assert re.sub(r"@media[^{]*", "", "".join(outside)).strip() == ""
     assert style.strip().startswith("@media")
-    assert "max-width: 640px" in html and "overflow-wrap: anywhere" in html
+    assert "max-width:640px" in html and "overflow-wrap:anywhere" in html
     assert "<img" not in html and "<script" not in html
 
 
@@ -214,7 +214,7 @@ def test_fallback_inlines_each_message_when_tags_do_not_survive(tmp_path: Path) 
     r = Renderer(templates_dir=tmp_path)
     assert r.inline_per_message  # ">" inside {% if %} was escaped by the HTML serialiser
     html = r.render(keyword_edition(), unsubscribe_url=UNSUB, now=NOW).html
-    assert '<p style="color: red;">5 &amp; more</p>' in html
+    assert '<p style="color:red">5 &amp; more</p>' in html
 
 
 def test_templates_dir_default_and_missing(tmp_path: Path) -> None:

@@ -195,12 +195,61 @@ def test_a_papers_two_links_come_from_one_hmac_and_each_vote_is_signed() -> None
         return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
     a, b = raw(up), raw(down)
-    assert a[0] == 2 and a[:-16] != b[:-16] and a[-16:] != b[-16:]
+    assert a[0] == 3 and a[:-16] != b[:-16] and a[-16:] != b[-16:]
     vote_at = 2 + len("alice")
     for body, tag in ((a[:-16], b[-16:]), (b[:-16], a[-16:])):  # a vote with the other vote's tag
         assert verify_rating_token(token(body + tag), SECRET) is None
     for tag in (a[-16:], b[-16:]):  # clearing with either tag
         assert verify_rating_token(token(a[:vote_at] + b"\x00" + a[vote_at + 1 : -16] + tag), SECRET) is None
     assert verify_rating_token(token(b"\x01" + a[1:]), SECRET) is None  # relabelled as version 1
+    assert verify_rating_token(token(b"\x02" + a[1:]), SECRET) is None  # relabelled as version 2
     clear = make_rating_token("alice", "arxiv:2510.01234", 0, SECRET)
     assert verify_rating_token(clear, SECRET) == ("alice", "arxiv:2510.01234", 0)
+
+
+def _v2_rating_token(subscriber_id: str, paper_key: str, vote: int, secret: bytes) -> str:
+    """A rating token as emails sent before version 3 carry it: the paper key as UTF-8."""
+    import base64
+    import hashlib
+    import hmac
+
+    ident = subscriber_id.encode()
+    head, paper = bytes([2, len(ident)]) + ident, paper_key.encode()
+    key = derive_key(secret, "rate")
+    if vote == 0:
+        tag = hmac.new(key, b"digest/rate/2/clear\x00" + head + paper, hashlib.sha256).digest()[:16]
+    else:
+        digest = hmac.new(key, b"digest/rate/2\x00" + head + paper, hashlib.sha256).digest()
+        tag = digest[:16] if vote == 1 else digest[16:]
+    payload = head + {1: b"\x01", -1: b"\xff", 0: b"\x00"}[vote] + paper
+    return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("vote", [1, -1, 0])
+def test_links_in_emails_sent_before_version_3_still_verify(vote: int) -> None:
+    old = _v2_rating_token("alice", "arxiv:2510.01234", vote, SECRET)
+    assert old.startswith("AgVhbGljZ")  # version 2, a five-byte id: "alice"
+    assert verify_rating_token(old, SECRET) == ("alice", "arxiv:2510.01234", vote)
+    assert verify_rating_token(old, b"new", old_secrets=[SECRET]) == ("alice", "arxiv:2510.01234", vote)
+    assert verify_rating_token(old, b"another secret") is None
+    new = make_rating_token("alice", "arxiv:2510.01234", vote, SECRET)
+    assert len(new) == len(old) - 15  # the paper key packed: 5 bytes instead of 16
+
+
+@pytest.mark.parametrize("paper_key, packed", [
+    ("arxiv:2510.01234", True), ("arxiv:0704.0001", True), ("arxiv:9912.99999", True), ("arxiv:0000.00000", True),
+    ("arxiv:2510.1234", True), ("arxiv:2510.123", False), ("arxiv:2510.012345", False), ("arxiv:2510.01234v2", False),
+    ("arXiv:2510.01234", False), ("arxiv:hep-th/9901001", False), ("arxiv:\u0662\u0665\u0661\u0660.01234", False),
+    ("doi:10.1000/xyz", False), ("url:https://example.org/p", False), ("\x80", False),
+])
+def test_version_3_packs_new_style_arxiv_keys(paper_key: str, packed: bool) -> None:
+    """A new-style arXiv key goes in 5 bytes, any other key as it is; every one comes back the same."""
+    import base64
+
+    links = RatingLinks("https://x", "alice", SECRET)
+    for url, vote in zip(links.pair(paper_key), (1, -1)):
+        token = url.rsplit("/", 1)[1]
+        assert verify_rating_token(token, SECRET) == ("alice", paper_key, vote)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        assert len(raw) == 3 + len("alice") + (5 if packed else len(paper_key.encode())) + 16
+    assert verify_rating_token(make_rating_token("alice", paper_key, 0, SECRET), SECRET) == ("alice", paper_key, 0)

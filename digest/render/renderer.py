@@ -75,7 +75,8 @@ def _plain_output_escape(template: jinja2.Template) -> None:
 
 def _make_inliner() -> css_inline.CSSInliner:
     # keep_at_rules: @media rules cannot be inlined; they stay in a <style> in <head>.
-    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    # minify_css: ``color:#fff`` for ``color: #fff;`` in every style attribute (css-inline 0.18+).
+    return css_inline.CSSInliner(keep_at_rules=True, minify_css=True, load_remote_stylesheets=False)
 
 
 class Renderer:
