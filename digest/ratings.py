@@ -1,7 +1,8 @@
-"""What a run reads from the store for the per-reader model: the papers' vectors (each paper is
-embedded once, the first time a run meets it, and kept) and the readers' ratings.
+"""What a run reads from the store for the ranking: the papers' vectors (each paper is embedded
+once, the first time a run meets it, and kept), the idf background of the newest stored papers,
+and the readers' ratings; `ranker_for` builds the Ranker from them.
 
-Used by `send_editions` (every send and `digest run`) and by `digest rank`. The ratings are the
+Used by `send_editions` (every send and `digest run`), `digest rank` and the manage preview. The ratings are the
 readers' own: nothing of them is logged, only counts of papers embedded.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 from digest.models import Paper, RatedPaper
