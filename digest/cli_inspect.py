@@ -174,13 +174,12 @@ def rank(app: App, user: str, as_json: bool, limit: int | None) -> None:
             seen = store.seen(sub.id)
             last = store.editions(sub.id, limit=1)
             ranker = ranker_for(store, papers, now=now, semantic=settings.semantic)
-            rated = load_ratings(store, [sub.id])[sub.id]
+            edition = plan(
+                dataclasses.replace(sub, max_papers=10**9), ranker, seen=seen, papers=papers,
+                edition_date=local_date(sub, now), rated=load_ratings(store, [sub.id])[sub.id],
+            )  # fmt: skip (the ranking reads the model's background from the store)
         finally:
             store.close()
-        edition = plan(
-            dataclasses.replace(sub, max_papers=10**9), ranker, seen=seen, papers=papers,
-            edition_date=local_date(sub, now), rated=rated,
-        )  # fmt: skip
     for result in results:
         if not result.ok:
             click.echo(f"source {result.name}: FAILED: {result.error}", err=True)

@@ -2,8 +2,8 @@
 once, the first time a run meets it, and kept), the idf background of the newest stored papers,
 and the readers' ratings; `ranker_for` builds the Ranker from them.
 
-Used by `send_editions` (every send and `digest run`), `digest rank` and the manage preview. The ratings are the
-readers' own: nothing of them is logged, only counts of papers embedded.
+Used by `send_editions` (every send and `digest run`), `digest rank` and the manage preview. The
+ratings are the readers' own: nothing of them is logged, only counts of papers embedded.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def ranker_for(store: Store, papers: Sequence[Paper], *, now: dt.datetime, seman
 
     vectors, _ = paper_vectors(store, papers, now=now)  # embeds only papers new to the store
     dense = paper_dense(store, papers)[0] if semantic else None  # likewise, with the extra
-    return Ranker(papers, now=now, semantic=semantic, vectors=vectors, dense=dense, doc_freq=background(store))
+    # the background is read only if a reader with ratings is ranked: the store must still be open then
+    return Ranker(papers, now=now, semantic=semantic, vectors=vectors, dense=dense, doc_freq=lambda: background(store))
 
 
 def background(store: Store) -> DocFreq | None:

@@ -175,3 +175,14 @@ def test_the_models_idf_comes_from_the_newest_stored_papers(run_dir: Path, monke
         assert (df == np.bincount(matrix(newest).indices, minlength=DIM)).all()  # papers having each feature
     finally:
         store.close()
+
+
+def test_the_idf_background_is_read_only_for_readers_with_ratings(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    read = ratings.background
+    monkeypatch.setattr(ratings, "background", lambda store: calls.append(1) or read(store))
+    rows = ranked(run_dir, "alice")
+    assert calls == []  # no reader with ratings: no run pays for reading 5,000 vectors
+    assert digest(run_dir, "rate", "alice", "--up", rows[0]["paper_id"], "--up", rows[1]["paper_id"]).exit_code == 0
+    ranked(run_dir, "alice")
+    assert calls == [1]

@@ -6,7 +6,8 @@ that share no keyword, and push out near-duplicates of what the reader voted dow
 Representation: the stored paper vectors (digest/rank/vectors.py) weighted by idf, L2-normalised;
 similarity = cosine. The idf comes from a background larger than one day: a document-frequency
 table of the newest papers the store holds when the caller passes one (``DocFreq``; every run
-does, digest/ratings.py), else the papers being ranked plus every rated paper of the batch. For one reader and one paper j:
+does, digest/ratings.py), else the papers being ranked plus every rated paper of the batch. For
+one reader and one paper j:
 
     s_j    = mean cosine of j to the reader's up-votes - mean cosine to their down-votes (Rocchio)
 

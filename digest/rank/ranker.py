@@ -24,7 +24,7 @@ to 0.613 with the same edition F1 (bench/README.md, "Ranking").
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -83,12 +83,14 @@ class Ranker(Results):
         now: dt.datetime,
         semantic: bool = False,
         vectors: Sequence[bytes] | None = None,
-        doc_freq: DocFreq | None = None,
+        doc_freq: DocFreq | Callable[[], DocFreq | None] | None = None,
         dense: Sequence[bytes] | None = None,
     ) -> None:
         """``vectors``: the stored vector of each paper (embedded here when needed, if None);
         ``doc_freq``: document frequencies of the vector features over every paper seen (the
-        model's idf background; None: the papers being ranked), see digest/rank/model.py;
+        model's idf background; None: the papers being ranked; a function: asked for it the first
+        time a reader with ratings is ranked, so a run without ratings reads none), see
+        digest/rank/model.py;
         ``dense``: with ``semantic``, each paper's stored embedding (embedded here when None)."""
         self.papers = tuple(papers)
         self.models = ReaderModels(self, vectors, doc_freq)  # the per-reader model, with ratings

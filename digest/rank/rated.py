@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,9 @@ class ReaderModels:
     """Per Ranker: the pool's vectors (built on the first ranking with ratings) and, per reader of
     the last batch, (ratings, row, {paper position: via})."""
 
-    def __init__(self, ranker: Ranker, vectors: Sequence[bytes] | None, doc_freq: DocFreq | None) -> None:
+    def __init__(
+        self, ranker: Ranker, vectors: Sequence[bytes] | None, doc_freq: DocFreq | Callable[[], DocFreq | None] | None
+    ) -> None:
         self.ranker = ranker
         self.vectors = None if vectors is None else list(vectors)
         self.doc_freq = doc_freq
@@ -53,7 +55,8 @@ class ReaderModels:
                 from .vectors import embed
 
                 self.vectors = embed(papers)
-            self.pool = Pool(self.vectors, background=self.doc_freq)
+            background = self.doc_freq() if callable(self.doc_freq) else self.doc_freq
+            self.pool = Pool(self.vectors, background=background)
         ratings = Ratings.build(self.pool, [rated_by_sub[subs[s].id] for s in todo])
         model_row[todo] = np.arange(len(todo))
         self.row_by_id = {subs[s].id: i for i, s in enumerate(todo)}

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from digest.store import SubscriberState
-from digest.store.sql import FailureStreak, parse_time, ts
+from digest.store.sql import FailureStreak, row_to_state, ts
 
 __all__ = ["PostgresReaders"]
 
@@ -33,13 +33,13 @@ class PostgresReaders(FailureStreak):
         row = self._call(
             lambda c, _: c.execute("SELECT * FROM subscribers WHERE subscriber_id = %s", (subscriber_id,)).fetchone()
         )
-        return _state(row) if row else SubscriberState(subscriber_id)
+        return row_to_state(row) if row else SubscriberState(subscriber_id)
 
     def subscribers(self) -> dict[str, SubscriberState]:
         if self._empty:
             return {}
         rows = self._call(lambda c, _: c.execute("SELECT * FROM subscribers").fetchall())
-        return {r["subscriber_id"]: _state(r) for r in rows}
+        return {r["subscriber_id"]: row_to_state(r) for r in rows}
 
     def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
         if not self._write():
@@ -97,12 +97,3 @@ class PostgresReaders(FailureStreak):
         # dry-run with no secret yet: links in previews are not valid
         self._ephemeral_secret = self._ephemeral_secret or secrets.token_bytes(32)
         return self._ephemeral_secret
-
-
-def _state(row: dict[str, Any]) -> SubscriberState:
-    return SubscriberState(
-        row["subscriber_id"],
-        parse_time(row["unsubscribed_at"]),
-        parse_time(row["suspended_at"]),
-        row["suspended_reason"],
-    )

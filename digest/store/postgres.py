@@ -60,7 +60,11 @@ class PostgresStore(PostgresReaders, PostgresRatings, PostgresUpkeep):
             self._call(self._migrate)
         # the schema this store works with: read-only, an older database's is not migrated
         self._schema = self._call(self._version) if read_only else SCHEMA_VERSION
-        self._empty = self._schema == 0  # read-only on a database with no schema yet: an empty store
+
+    @property
+    def _empty(self) -> bool:
+        """Read-only on a database with no schema yet: an empty store."""
+        return self._schema == 0
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, read_only={self.read_only})"

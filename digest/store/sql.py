@@ -8,9 +8,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from digest.store import FINISHED, EditionRecord
+from digest.store import FINISHED, EditionRecord, SubscriberState
 
-__all__ = ["FailureStreak", "SCHEMA", "SCHEMA_VERSION", "PRUNE_BATCH", "FINISHED_IN", "ts", "parse_time", "row_to_edition", "owner_is_dead_here"]
+__all__ = ["FailureStreak", "SCHEMA", "SCHEMA_VERSION", "PRUNE_BATCH", "FINISHED_IN", "ts", "parse_time", "row_to_edition", "row_to_state", "owner_is_dead_here"]
 
 # version -> statements that bring the schema from version-1 to version. Portable SQL (SQLite and
 # PostgreSQL); times are ISO 8601 UTC text, so they sort and compare as text on both engines.
@@ -119,6 +119,15 @@ def row_to_edition(row: Mapping[str, Any]) -> EditionRecord:
         lease_until=parse_time(row["lease_until"]),
         paper_count=row["paper_count"],
         updated_at=parse_time(row["updated_at"]),  # type: ignore[arg-type]
+    )
+
+
+def row_to_state(row: Mapping[str, Any]) -> SubscriberState:
+    return SubscriberState(
+        row["subscriber_id"],
+        parse_time(row["unsubscribed_at"]),
+        parse_time(row["suspended_at"]),
+        row["suspended_reason"],
     )
 
 

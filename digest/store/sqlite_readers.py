@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any
 
 from digest.store import SubscriberState
-from digest.store.sql import FailureStreak, parse_time, ts
+from digest.store.sql import FailureStreak, row_to_state, ts
 
 __all__ = ["SqliteReaders"]
 
@@ -25,10 +25,10 @@ class SqliteReaders(FailureStreak):
 
     def subscriber(self, subscriber_id: str) -> SubscriberState:
         row = self._db.execute("SELECT * FROM subscribers WHERE subscriber_id=?", (subscriber_id,)).fetchone()
-        return _state(row) if row else SubscriberState(subscriber_id)
+        return row_to_state(row) if row else SubscriberState(subscriber_id)
 
     def subscribers(self) -> dict[str, SubscriberState]:
-        return {r["subscriber_id"]: _state(r) for r in self._db.execute("SELECT * FROM subscribers")}
+        return {r["subscriber_id"]: row_to_state(r) for r in self._db.execute("SELECT * FROM subscribers")}
 
     def unsubscribe(self, subscriber_id: str, *, now: dt.datetime) -> bool:
         if not self._write():
@@ -73,12 +73,3 @@ class SqliteReaders(FailureStreak):
             "INSERT OR IGNORE INTO meta(key, value) VALUES('unsubscribe_secret', ?)", (value.hex(),)
         )
         return self.secret()
-
-
-def _state(row: sqlite3.Row) -> SubscriberState:
-    return SubscriberState(
-        row["subscriber_id"],
-        parse_time(row["unsubscribed_at"]),
-        parse_time(row["suspended_at"]),
-        row["suspended_reason"],
-    )
